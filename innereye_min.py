@@ -40,6 +40,7 @@ import enum
 import importlib
 import importlib.util
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -47,7 +48,7 @@ import pathlib
 import sys
 import traceback
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import param
@@ -309,6 +310,10 @@ class LightningWithInference(pl.LightningModule, OutputParams, TrainerParams):
     A module that also inherits `OptimizerParams` and does not define `configure_optimizers`
     gets the optimizer and schedule that those fields describe.
     """
+
+    # nn.Module.__init__ does not call the next __init__ in the MRO unless asked to. Without
+    # Parameterized.__init__, instances would share mutable param defaults such as lists.
+    call_super_init = True
 
     def configure_optimizers(self) -> Any:
         if not isinstance(self, OptimizerParams):
@@ -600,7 +605,8 @@ def collect_flags(
     runner_names = runner_flag_names(runner_parser)
     flags: dict[str, _Flag] = {}
     for obj in containers:
-        for name, parameter in obj.param.objects("existing").items():
+        # Class-level Parameter objects: their owner is the class that declares them.
+        for name, parameter in type(obj).param.objects().items():
             if not _is_settable(name, parameter):
                 continue
             if name in flags:
@@ -981,55 +987,50 @@ def check_output_root(output_to: pathlib.Path) -> None:
         )
 
 
-def create_run_folder(output_to: pathlib.Path, container_name: str) -> pathlib.Path:
-    """Create a new run folder `<output_to>/<UTC timestamp>_<container>`, never an existing one.
-
-    Two runs that start in the same second get `..._2`, `..._3` and so on: creating the folder
-    is the atomic step that decides, so this holds across processes too.
-    """
+def run_folder_candidates(output_to: pathlib.Path, container_name: str) -> Iterator[pathlib.Path]:
+    """Yield the names a new run folder may take: `<output_to>/<UTC timestamp>_<container>`,
+    then the same with `_2`, `_3` and so on, for runs that start in the same second."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
-    output_to.mkdir(parents=True, exist_ok=True)
-    number = 1
-    while True:
-        suffix = "" if number == 1 else f"_{number}"
-        folder = output_to / f"{stamp}_{container_name}{suffix}"
-        try:
-            folder.mkdir()
-            return folder.resolve()
-        except FileExistsError:
-            number += 1
+    yield (output_to / f"{stamp}_{container_name}").resolve()
+    for number in itertools.count(2):
+        yield (output_to / f"{stamp}_{container_name}_{number}").resolve()
 
 
-def configure_logging(logs_folder: pathlib.Path | None) -> None:
+def configure_logging(logs_folder: pathlib.Path) -> None:
     """Log INFO to the terminal and to `<logs_folder>/innereye_min.log`, from global rank zero.
 
     Other ranks log only warnings and errors, each into a file of its own that is created only
-    when it has something to hold, so that no line is written twice.
+    when it has something to hold, so that no line is written twice. Calling this again, for a
+    second run in the same process, replaces the handlers of the first.
     """
     # Lightning reads the rank from the environment (RANK, LOCAL_RANK, ...) when it is imported.
     rank: int = getattr(rank_zero_only, "rank", 0)
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers: list[logging.Handler] = []
+    file_name = "innereye_min.log" if rank == 0 else f"innereye_min.rank{rank}.log"
+    log_file = logging.FileHandler(logs_folder / file_name, delay=True)
+    log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log_file.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+    handlers: list[logging.Handler] = [log_file]
     if rank == 0:
         console = logging.StreamHandler(sys.stderr)
         console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         handlers.append(console)
-    if logs_folder is not None:
-        file_name = "innereye_min.log" if rank == 0 else f"innereye_min.rank{rank}.log"
-        log_file = logging.FileHandler(logs_folder / file_name, delay=True)
-        log_file.setFormatter(formatter)
-        log_file.setLevel(logging.INFO if rank == 0 else logging.WARNING)
-        handlers.append(log_file)
 
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    for handler in handlers:
-        root.addHandler(handler)
     # Lightning's loggers keep their own terminal handler and do not pass records to the root
     # logger, so the log file is added to them directly.
-    if logs_folder is not None:
-        for name in ("pytorch_lightning", "lightning_fabric"):
-            logging.getLogger(name).addHandler(handlers[-1])
+    root = logging.getLogger()
+    lightning_loggers = [
+        logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric")
+    ]
+    for target in [root, *lightning_loggers]:
+        for old in [handler for handler in target.handlers if handler.get_name() == PROGRAM]:
+            target.removeHandler(old)
+            old.close()
+    for handler in handlers:
+        handler.set_name(PROGRAM)
+        root.addHandler(handler)
+    for target in lightning_loggers:
+        target.addHandler(log_file)
+    root.setLevel(logging.INFO)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1171,17 +1172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             create_trainer(run.container, run.module)
             print("\n".join(resolved_arguments(run)))
             return 0
-        run_folder = prepare_run_folder(run)
+        trainer, run_folder = start_run(run)
     except UsageError as error:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
         return 2
 
-    try:
-        trainer = create_trainer(run.container, run.module)
-    except UsageError as error:
-        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
-        remove_empty_run_folder(run_folder)
-        return 2
     train(run, trainer, run_folder)
     run_inference(run.container, run.module, trainer)
     return 0
@@ -1245,32 +1240,45 @@ def resolved_arguments(run: Run) -> list[str]:
     return lines
 
 
-def prepare_run_folder(run: Run) -> pathlib.Path:
-    """Create the run folder, or join the first DDP process's one, and point the module there."""
-    # An extra DDP process runs this script again: it joins the first process's run folder.
+def start_run(run: Run) -> tuple[pl.Trainer, pathlib.Path]:
+    """Create the Trainer and a new run folder for it, and point the module at that folder.
+
+    The Trainer is created before its folder, so that invalid Trainer settings leave nothing on
+    disk. An extra DDP process, which runs this script again, joins the first process's folder.
+    """
     joined = os.environ.get(RUN_FOLDER_ENV)
     if joined is not None and os.environ.get("LOCAL_RANK", "0") != "0":
         run_folder = pathlib.Path(joined)
+        point_module_at(run.module, run_folder)
+        trainer = create_trainer(run.container, run.module)
     else:
-        run_folder = create_run_folder(run.options.output_to, type(run.container).__name__)
+        for run_folder in run_folder_candidates(
+            run.options.output_to, type(run.container).__name__
+        ):
+            if run_folder.exists():
+                continue
+            point_module_at(run.module, run_folder)
+            trainer = create_trainer(run.container, run.module)
+            try:
+                run_folder.mkdir(parents=True)
+                break
+            except FileExistsError:
+                # Another run took this name since the check above: try the next one.
+                continue
         (run_folder / "args.txt").write_text("\n".join(resolved_arguments(run)) + "\n")
 
-    logs_folder = run_folder / "logs"
-    logs_folder.mkdir(exist_ok=True)
-    module = typing.cast(OutputParams, run.module)
-    with param.edit_constant(module):
-        module.outputs_folder = run_folder
-        module.logs_folder = logs_folder
-    configure_logging(logs_folder)
+    (run_folder / "logs").mkdir(exist_ok=True)
+    configure_logging(run_folder / "logs")
     logger.info("Run folder: %s", run_folder)
-    return run_folder
+    return trainer, run_folder
 
 
-def remove_empty_run_folder(run_folder: pathlib.Path) -> None:
-    """Remove a run folder that failed before training, with the few files the runner put there."""
-    for path in sorted(run_folder.rglob("*"), reverse=True):
-        path.rmdir() if path.is_dir() else path.unlink()
-    run_folder.rmdir()
+def point_module_at(module: pl.LightningModule, run_folder: pathlib.Path) -> None:
+    """Set the module's outputs_folder to the run folder, and logs_folder to its logs/."""
+    output_params = typing.cast(OutputParams, module)
+    with param.edit_constant(output_params):
+        output_params.outputs_folder = run_folder
+        output_params.logs_folder = run_folder / "logs"
 
 
 def train(run: Run, trainer: pl.Trainer, run_folder: pathlib.Path) -> None:

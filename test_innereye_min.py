@@ -1,0 +1,496 @@
+"""Tests of innereye_min: the container contract, the runner, and the command-line bridge.
+
+Tests that are about processes (exit codes, files a run leaves, DDP) run the real command line in
+a subprocess, under a timeout. The rest call the functions of innereye_min directly.
+"""
+
+from __future__ import annotations
+
+import abc
+import csv
+import datetime
+import enum
+import os
+import pathlib
+import subprocess
+import sys
+from typing import Any
+
+import param
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.demos.boring_classes import BoringDataModule, BoringModel
+
+import innereye_min
+from example_container import Dummy, DummyModule
+from innereye_min import (
+    LightningContainer,
+    LightningWithInference,
+    OutputParams,
+    TrainerParams,
+    UsageError,
+)
+
+REPO = pathlib.Path(__file__).resolve().parent
+RUNNER = REPO / "innereye_min.py"
+
+# Dummy's default split of its 500 items: 60% training, 20% validation, 20% test.
+DUMMY_SPLIT_SIZES = {"train": 300, "val": 100, "test": 100}
+
+
+def run_cli(
+    *args: str, cwd: pathlib.Path, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run `python innereye_min.py ARGS` in `cwd`, with this repository importable."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, str(RUNNER), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def only_run_folder(output_to: pathlib.Path) -> pathlib.Path:
+    folders = list(output_to.iterdir())
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+def read_csv(path: pathlib.Path) -> list[dict[str, str]]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def metric_epochs(run_folder: pathlib.Path, metric: str) -> list[int]:
+    rows = read_csv(run_folder / "logs" / "csv" / "metrics.csv")
+    return [int(row["epoch"]) for row in rows if row.get(metric)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Containers used by the tests
+# ---------------------------------------------------------------------------------------------
+
+
+class BoringLightningModule(BoringModel, OutputParams, TrainerParams):
+    """Lightning's own BoringModel, with the mixins that the contract asks for."""
+
+    def test_step(self, batch: Any, batch_idx: int) -> Any:
+        # BoringModel's test_step logs nothing; a logged loss shows that the test loop ran.
+        output = super().test_step(batch, batch_idx)
+        self.log("test_loss", output["y"])
+        return output
+
+
+class BoringContainer(LightningContainer):
+    def create_lightning_module(self) -> BoringLightningModule:
+        return BoringLightningModule()
+
+    def get_training_data_module(self) -> BoringDataModule:
+        return BoringDataModule()
+
+
+class ModuleWithoutOptimizer(LightningWithInference):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 1)
+
+
+class NoOptimizerContainer(Dummy):
+    def create_lightning_module(self) -> ModuleWithoutOptimizer:  # type: ignore[override]
+        return ModuleWithoutOptimizer()
+
+
+class PlainModuleContainer(Dummy):
+    def create_lightning_module(self) -> BoringModel:  # type: ignore[override]
+        return BoringModel()
+
+
+class UnknownTrainerArgumentContainer(Dummy):
+    def get_trainer_arguments(self) -> dict[str, Any]:
+        return {"max_epoch": 3}
+
+
+class MissingDataContainer(LightningContainer):
+    def create_lightning_module(self) -> DummyModule:
+        return DummyModule(hidden_size=4)
+
+
+class UserBase(abc.ABC):
+    """A user's own abstract class, mixed into a container."""
+
+    @abc.abstractmethod
+    def describe(self) -> str: ...
+
+
+class ContainerWithUserBase(Dummy, UserBase):
+    def describe(self) -> str:
+        return "a container that is also a UserBase"
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+class AllTypesContainer(Dummy):
+    """A container with a param of every type that the command line supports."""
+
+    flag = param.Boolean(default=False, doc="A boolean.")
+    count = param.Integer(default=3, bounds=(0, 10), doc="An integer from 0 to 10.")
+    ratio = param.Number(
+        default=0.5, bounds=(0, 1), inclusive_bounds=(True, False), doc="A fraction below 1."
+    )
+    label = param.String(default="abc", regex=r"^[a-z]+$", doc="Lower-case letters.")
+    maybe_text = param.String(default=None, allow_None=True, doc="Text or None.")
+    choice = param.Selector(objects=["a", "b", "c"], default="a", doc="One of a, b, c.")
+    number_choice = param.ObjectSelector(objects=[1, 2, 3], default=1, doc="One of 1, 2, 3.")
+    sizes = param.List(default=[1, 2], item_type=int, doc="A list of integers.")
+    names = param.List(default=["x"], item_type=str, doc="A list of text.")
+    pair = param.NumericTuple(default=(1.0, 2.0), length=2, doc="Two numbers.")
+    words = param.Tuple(default=("a", "b"), length=2, doc="Two words.")
+    existing_file = param.Filename(default=None, allow_None=True, doc="A file that exists.")
+    any_path = param.Path(default=None, allow_None=True, check_exists=False, doc="Any path.")
+    color = param.ClassSelector(class_=Color, default=Color.RED, doc="A color.")
+    settings = param.Dict(default={"a": 1}, doc="A JSON object.")
+    maybe_count = param.Integer(default=None, allow_None=True, doc="An integer or None.")
+    _private = param.Integer(default=1, doc="Not a flag: the name starts with an underscore.")
+    fixed = param.Integer(default=1, constant=True, doc="Not a flag: constant.")
+    frozen = param.Integer(default=1, readonly=True, doc="Not a flag: read-only.")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 4
+
+
+class CallableParamContainer(Dummy):
+    callback = param.Callable(default=print, doc="A function, which has no command-line form.")
+
+
+# ---------------------------------------------------------------------------------------------
+# The main command, end to end
+# ---------------------------------------------------------------------------------------------
+
+
+def test_main_command_leaves_every_file(tmp_path: pathlib.Path) -> None:
+    result = run_cli("--model", "example_container.Dummy", "--num_epochs=5", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    run_folder = only_run_folder(tmp_path / "outputs")
+    assert run_folder.name.endswith("_Dummy")
+    assert sorted(set(metric_epochs(run_folder, "val_loss"))) == [0, 1, 2, 3, 4]
+    assert (run_folder / "checkpoints" / "last.ckpt").is_file()
+    assert "--model=example_container.Dummy" in (run_folder / "args.txt").read_text().splitlines()
+    assert (run_folder / "logs" / "innereye_min.log").is_file()
+    for split in ("val", "test"):
+        predictions = read_csv(run_folder / "inference" / f"{split}_predictions.csv")
+        assert len(predictions) == DUMMY_SPLIT_SIZES[split]
+        assert len({row["item_id"] for row in predictions}) == DUMMY_SPLIT_SIZES[split]
+        metrics = read_csv(run_folder / "inference" / f"{split}_metrics.csv")
+        assert metrics[0]["items"] == str(DUMMY_SPLIT_SIZES[split])
+    assert not (run_folder / "inference" / "train_predictions.csv").exists()
+    # Nothing outside the run folder: no lightning_logs/ or other stray folder.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["outputs"]
+
+
+def test_dummy_learns_in_five_epochs(tmp_path: pathlib.Path) -> None:
+    result = run_cli(
+        "--model", "example_container.Dummy", "--num_epochs=5", "--output_to", "runs", cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(only_run_folder(tmp_path / "runs") / "logs" / "csv" / "metrics.csv")
+    val_losses = [float(row["val_loss"]) for row in rows if row["val_loss"]]
+    assert val_losses[-1] < 0.2 * val_losses[0]
+
+
+def test_args_file_replays_configuration(tmp_path: pathlib.Path) -> None:
+    first = run_cli(
+        "--model=example_container.Dummy",
+        "--num_epochs=2",
+        "--hidden_size=8",
+        "--learning_rate=0.02",
+        "--inference_on_train_set",
+        cwd=tmp_path,
+    )
+    assert first.returncode == 0, first.stderr
+    args_file = only_run_folder(tmp_path / "outputs") / "args.txt"
+
+    replay = run_cli(f"@{args_file}", "--dry_run", cwd=tmp_path)
+
+    assert replay.returncode == 0, replay.stderr
+    assert replay.stdout.splitlines() == args_file.read_text().splitlines()
+    assert "--hidden_size=8" in replay.stdout.splitlines()
+    assert "--learning_rate=0.02" in replay.stdout.splitlines()
+    assert "--inference_on_train_set=true" in replay.stdout.splitlines()
+
+
+def test_boring_model_trains_with_test_loop(tmp_path: pathlib.Path) -> None:
+    result = run_cli("--model", "test_innereye_min.BoringContainer", "--num_epochs=2", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    run_folder = only_run_folder(tmp_path / "outputs")
+    assert (run_folder / "checkpoints" / "last.ckpt").is_file()
+    # BoringModel has test_step but no inference_step, so Lightning's test loop runs.
+    assert "has no inference_step: running its test_step" in result.stderr
+    assert any(row.get("test_loss") for row in read_csv(run_folder / "logs/csv/metrics.csv"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "example_container.Dummy", "--num_epoch=5"], "--num_epochs"),
+        (["--model", "example_container.Dummy", "--num_epochs=0"], "--num_epochs"),
+        (["--model", "example_container.Dummy", "--num_epochs=five"], "'five'"),
+        (["--model", "no_such_module.Dummy"], "not found"),
+        (["--num_epochs=5"], "--model is required"),
+        (["--model", "test_innereye_min.UnknownTrainerArgumentContainer"], "'max_epoch'"),
+        (["--model", "example_container.Dummy", "--accelerator=gpu"], "Trainer"),
+    ],
+)
+def test_usage_error_exits_2_and_writes_nothing(
+    tmp_path: pathlib.Path, args: list[str], message: str
+) -> None:
+    result = run_cli(*args, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("innereye_min.py: error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_training_failure_exits_1_with_traceback(tmp_path: pathlib.Path) -> None:
+    module_file = tmp_path / "failing.py"
+    module_file.write_text(
+        "from example_container import Dummy, DummyModule\n"
+        "class FailingModule(DummyModule):\n"
+        "    def training_step(self, batch, batch_idx):\n"
+        "        raise RuntimeError('the training step failed')\n"
+        "class Failing(Dummy):\n"
+        "    def create_lightning_module(self):\n"
+        "        return FailingModule(hidden_size=4)\n"
+    )
+
+    result = run_cli("--model", f"{module_file}:Failing", "--num_epochs=1", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert "the training step failed" in result.stderr
+
+
+def test_dry_run_creates_nothing(tmp_path: pathlib.Path) -> None:
+    result = run_cli(
+        "--model", "example_container.Dummy", "--dry_run", "--num_epochs=3", cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "--num_epochs=3" in result.stdout.splitlines()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_import_loads_no_azureml_module() -> None:
+    code = "import sys, innereye_min; print(sorted(m for m in sys.modules if 'azureml' in m))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------------------------
+# The container contract
+# ---------------------------------------------------------------------------------------------
+
+
+def test_module_is_pointed_at_run_folder(tmp_path: pathlib.Path) -> None:
+    run = innereye_min.configure_run(["--model=example_container.Dummy", f"--output_to={tmp_path}"])
+    assert run is not None
+
+    _, run_folder = innereye_min.start_run(run)
+
+    assert isinstance(run.module, OutputParams)
+    assert run.module.outputs_folder == run_folder
+    assert run.module.logs_folder == run_folder / "logs"
+    assert run_folder.parent == tmp_path.resolve()
+
+
+def test_container_missing_method_is_named() -> None:
+    with pytest.raises(TypeError, match=r"MissingDataContainer.*get_training_data_module"):
+        MissingDataContainer()  # type: ignore[abstract]
+    with pytest.raises(UsageError, match=r"does not implement get_training_data_module"):
+        innereye_min.load_container_class("test_innereye_min.MissingDataContainer")
+
+
+def test_container_mixed_with_user_abc_loads() -> None:
+    container_class = innereye_min.load_container_class("test_innereye_min.ContainerWithUserBase")
+
+    container = container_class()
+
+    assert isinstance(container, UserBase)
+    assert container.describe() == "a container that is also a UserBase"
+
+
+def test_module_without_optimizer_is_rejected() -> None:
+    with pytest.raises(UsageError, match=r"ModuleWithoutOptimizer has no configure_optimizers"):
+        innereye_min.configure_run(["--model=test_innereye_min.NoOptimizerContainer"])
+
+
+def test_module_without_mixins_is_rejected() -> None:
+    with pytest.raises(
+        UsageError, match=r"BoringModel does not inherit OutputParams and TrainerParams"
+    ):
+        innereye_min.configure_run(["--model=test_innereye_min.PlainModuleContainer"])
+
+
+def test_inference_data_defaults_to_training_data() -> None:
+    data = Dummy().get_inference_data_module()
+
+    assert isinstance(data, pl.LightningDataModule)
+    assert len(data.test_dataloader().dataset) == DUMMY_SPLIT_SIZES["test"]  # type: ignore[arg-type]
+
+
+def test_optimizer_params_build_schedule() -> None:
+    module = DummyModule(hidden_size=4)
+    module.optimizer = "SGD"
+    module.lr_scheduler = "step"
+    module.lr_step_size = 2
+    module.lr_warmup_epochs = 2
+
+    config = module.configure_optimizers()
+
+    optimizer = config["optimizer"]
+    scheduler = config["lr_scheduler"]["scheduler"]
+    assert isinstance(optimizer, torch.optim.SGD)
+    learning_rates = []
+    for _ in range(6):
+        learning_rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    base = module.learning_rate
+    expected = [base / 3, 2 * base / 3, base, base, base * 0.1, base * 0.1]
+    assert learning_rates == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("schedule", ["none", "step", "multistep", "exponential", "cosine"])
+@pytest.mark.parametrize("optimizer", ["Adam", "AdamW", "SGD", "RMSprop"])
+def test_every_optimizer_and_schedule_builds(optimizer: str, schedule: str) -> None:
+    module = DummyModule(hidden_size=4)
+    module.optimizer = optimizer
+    module.lr_scheduler = schedule
+
+    config = module.configure_optimizers()
+
+    assert type(config["optimizer"]).__name__ == optimizer
+    assert ("lr_scheduler" in config) == (schedule != "none")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading a container by name
+# ---------------------------------------------------------------------------------------------
+
+
+def test_model_module_not_found() -> None:
+    with pytest.raises(UsageError, match=r"module 'no_such_module' not found"):
+        innereye_min.load_container_class("no_such_module.Container")
+
+
+def test_model_module_raising_on_import(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "raises_on_import.py").write_text("raise RuntimeError('broken at import')\n")
+
+    with pytest.raises(UsageError, match=r"raised RuntimeError: broken at import"):
+        innereye_min.load_container_class(f"{tmp_path}/raises_on_import.py:Container")
+
+
+def test_model_module_with_missing_dependency(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "needs_missing.py").write_text("import package_that_is_not_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    with pytest.raises(
+        UsageError, match=r"raised ModuleNotFoundError.*package_that_is_not_installed"
+    ):
+        innereye_min.load_container_class("needs_missing.Container")
+
+
+def test_model_class_not_in_module() -> None:
+    with pytest.raises(UsageError, match=r"has no class 'Dumy'\. Did you mean 'Dummy'\?") as error:
+        innereye_min.load_container_class("example_container.Dumy")
+    assert str(error.value).endswith("Containers it defines: Dummy")
+
+
+def test_model_class_not_a_container() -> None:
+    with pytest.raises(UsageError, match=r"DummyModule is not a subclass of .*LightningContainer"):
+        innereye_min.load_container_class("example_container.DummyModule")
+
+
+def test_model_file_form(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "my_models.py").write_text(
+        "from example_container import Dummy\nclass MyDummy(Dummy):\n    pass\n"
+    )
+
+    container_class = innereye_min.load_container_class(f"{tmp_path}/my_models.py:MyDummy")
+
+    assert container_class.__name__ == "MyDummy"
+    with pytest.raises(UsageError, match=r"file .*missing.py' not found"):
+        innereye_min.load_container_class(f"{tmp_path}/missing.py:MyDummy")
+
+
+def test_model_name_without_class() -> None:
+    with pytest.raises(UsageError, match=r"--model must be 'module.Class'"):
+        innereye_min.load_container_class("Dummy")
+
+
+def test_unknown_trainer_argument_is_named() -> None:
+    run = innereye_min.configure_run(["--model=test_innereye_min.UnknownTrainerArgumentContainer"])
+    assert run is not None
+
+    with pytest.raises(UsageError, match=r"returned 'max_epoch'.*did you mean 'max_epochs'"):
+        innereye_min.create_trainer(run.container, run.module)
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folders
+# ---------------------------------------------------------------------------------------------
+
+
+def test_runs_in_same_second_get_own_folders(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fixed = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+
+    class FixedDateTime(datetime.datetime):
+        @classmethod
+        def now(cls, tz: datetime.tzinfo | None = None) -> FixedDateTime:
+            return cls.fromtimestamp(fixed.timestamp(), tz)
+
+    monkeypatch.setattr(innereye_min.datetime, "datetime", FixedDateTime)
+    folders = []
+    for _ in range(2):
+        run = innereye_min.configure_run(
+            ["--model=example_container.Dummy", f"--output_to={tmp_path}"]
+        )
+        assert run is not None
+        _, run_folder = innereye_min.start_run(run)
+        folders.append(run_folder)
+
+    assert [folder.name for folder in folders] == [
+        "2026-01-02T030405Z_Dummy",
+        "2026-01-02T030405Z_Dummy_2",
+    ]
+    assert all((folder / "args.txt").is_file() for folder in folders)
+
+
+def test_output_to_a_file_is_rejected(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "a_file").write_text("")
+
+    with pytest.raises(UsageError, match=r"is a file, not a folder"):
+        innereye_min.configure_run(
+            ["--model=example_container.Dummy", f"--output_to={tmp_path / 'a_file' / 'runs'}"]
+        )
