@@ -710,7 +710,7 @@ def parse_boolean(text: str) -> bool:
     if word in _FALSE_WORDS:
         return False
     raise argparse.ArgumentTypeError(
-        f"invalid boolean {text!r}: use one of {'/'.join(_TRUE_WORDS)} or "
+        f"invalid value {text!r}: expected a boolean, one of {'/'.join(_TRUE_WORDS)} or "
         f"{'/'.join(_FALSE_WORDS)} (any case)"
     )
 
@@ -719,7 +719,7 @@ def _parse_integer(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer") from None
 
 
 def _parse_number(text: str) -> int | float:
@@ -732,7 +732,7 @@ def _parse_number(text: str) -> int | float:
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a number") from None
 
 
 def _split_items(text: str) -> list[Any]:

@@ -494,3 +494,279 @@ def test_output_to_a_file_is_rejected(tmp_path: pathlib.Path) -> None:
         innereye_min.configure_run(
             ["--model=example_container.Dummy", f"--output_to={tmp_path / 'a_file' / 'runs'}"]
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# The command-line bridge
+# ---------------------------------------------------------------------------------------------
+
+
+def configure(*args: str, model: str = "test_innereye_min.AllTypesContainer") -> innereye_min.Run:
+    run = innereye_min.configure_run([f"--model={model}", *args])
+    assert run is not None
+    return run
+
+
+@pytest.mark.parametrize(
+    ("args", "name", "expected"),
+    [
+        (["--flag"], "flag", True),
+        (["--flag=YES"], "flag", True),
+        (["--flag", "on"], "flag", True),
+        (["--flag=t"], "flag", True),
+        (["--flag=1"], "flag", True),
+        (["--flag=y"], "flag", True),
+        (["--flag=False"], "flag", False),
+        (["--flag", "no"], "flag", False),
+        (["--flag=OFF"], "flag", False),
+        (["--flag=0"], "flag", False),
+        (["--flag=f"], "flag", False),
+        (["--flag=N"], "flag", False),
+        (["--flag", "--no-flag"], "flag", False),
+        (["--count=7"], "count", 7),
+        (["--count", "0"], "count", 0),
+        (["--ratio=0.25"], "ratio", 0.25),
+        (["--ratio", "0"], "ratio", 0),
+        (["--label=xyz"], "label", "xyz"),
+        (["--maybe_text=some text"], "maybe_text", "some text"),
+        (["--maybe_text=None"], "maybe_text", None),
+        (["--choice=b"], "choice", "b"),
+        (["--number_choice=3"], "number_choice", 3),
+        (["--sizes=3,4,5"], "sizes", [3, 4, 5]),
+        (["--sizes="], "sizes", []),
+        (["--sizes=[6, 7]"], "sizes", [6, 7]),
+        (["--names=a b,c"], "names", ["a b", "c"]),
+        (['--names=["a,b", "c"]'], "names", ["a,b", "c"]),
+        (["--pair=3,4.5"], "pair", (3, 4.5)),
+        (["--words=x,y"], "words", ("x", "y")),
+        (["--any_path=/no/such folder/file.txt"], "any_path", "/no/such folder/file.txt"),
+        (["--color=green"], "color", Color.GREEN),
+        (["--color=GREEN"], "color", Color.GREEN),
+        (["--color", "green"], "color", Color.GREEN),
+        (['--settings={"b": [1, 2]}'], "settings", {"b": [1, 2]}),
+        (["--maybe_count=None"], "maybe_count", None),
+        (["--maybe_count=5"], "maybe_count", 5),
+    ],
+)
+def test_flag_accepts(args: list[str], name: str, expected: Any) -> None:
+    run = configure(*args)
+
+    value = getattr(run.container, name)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_existing_file_flag(tmp_path: pathlib.Path) -> None:
+    existing = tmp_path / "data file.csv"
+    existing.write_text("")
+
+    run = configure(f"--existing_file={existing}")
+
+    assert pathlib.Path(run.container.existing_file) == existing
+    with pytest.raises(UsageError, match=r"--existing_file: File .*missing.csv' not found"):
+        configure(f"--existing_file={tmp_path / 'missing.csv'}")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--flag=maybe"], r"--flag: invalid value 'maybe': expected a boolean, one of true/yes"),
+        (["--count=11"], r"--count: .*must be at most 10, not 11"),
+        (["--count=-1"], r"--count: .*must be at least 0, not -1"),
+        (["--count=2.5"], r"--count: invalid value '2.5': expected an integer"),
+        (["--count="], r"--count: invalid value '': expected an integer"),
+        (["--ratio=1"], r"--ratio: .*must be less than 1, not 1"),
+        (["--ratio=half"], r"--ratio: invalid value 'half': expected a number"),
+        (["--label=ABC"], r"--label: .*'ABC' does not match regex"),
+        (["--choice=d"], r"--choice: invalid choice 'd': choose from a, b, c"),
+        (["--number_choice=4"], r"--number_choice: invalid choice '4': choose from 1, 2, 3"),
+        (["--sizes=1,x"], r"--sizes: invalid value 'x': expected an integer"),
+        (["--sizes=[1"], r"--sizes: invalid JSON list '\[1'"),
+        (["--pair=1,2,3"], r"--pair: invalid value '1,2,3': expected 2 comma-separated items"),
+        (["--words=a"], r"--words: invalid value 'a': expected 2 comma-separated items, not 1"),
+        (["--color=blue"], r"--color: invalid choice 'blue': choose from RED, GREEN"),
+        (["--settings=[1]"], r"--settings: invalid JSON object '\[1\]'"),
+        (["--settings={bad"], r"--settings: invalid JSON object '\{bad'"),
+        (["--count=None"], r"--count: invalid value 'None': expected an integer"),
+        (["--num_epoch=5"], r"unrecognized flag --num_epoch; did you mean --num_epochs"),
+        (["--fixed=2"], r"unrecognized flag --fixed"),
+        (["--frozen=2"], r"unrecognized flag --frozen"),
+        (["--_private=2"], r"unrecognized flag --_private"),
+        (["--name=x"], r"unrecognized flag --name"),
+        (["stray"], r"unexpected value 'stray'"),
+    ],
+)
+def test_flag_rejects(args: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        configure(*args)
+
+
+def test_flag_abbreviation_is_rejected() -> None:
+    with pytest.raises(UsageError, match=r"unrecognized flag --learning_r; did you mean"):
+        configure("--learning_r=0.1", model="example_container.Dummy")
+
+
+def test_unsupported_param_type_is_named() -> None:
+    with pytest.raises(
+        UsageError,
+        match=r"CallableParamContainer.callback is a param.Callable, which cannot be set",
+    ):
+        configure(model="test_innereye_min.CallableParamContainer")
+
+
+def test_init_value_then_command_line() -> None:
+    assert configure().container.count == 4
+    assert configure("--count=6").container.count == 6
+    # Dummy's module sets learning_rate in its __init__, which the command line overrides.
+    assert configure(model="example_container.Dummy").module.learning_rate == 0.01
+    run = configure("--learning_rate=0.2", model="example_container.Dummy")
+    assert run.module.learning_rate == 0.2
+
+
+def test_only_given_flags_are_applied() -> None:
+    run = configure("--count=5")
+
+    assert run.container.ratio == 0.5
+    assert run.container.sizes == [1, 2]
+    assert run.module.num_epochs == TrainerParams.num_epochs
+
+
+def test_container_flags_reach_create_lightning_module() -> None:
+    run = configure("--hidden_size=7", model="example_container.Dummy")
+
+    assert isinstance(run.module, DummyModule)
+    assert run.module.model[0].out_features == 7
+
+
+class SharedNameModule(DummyModule):
+    shared = param.Integer(default=1, doc="Declared on the module and on the container.")
+
+
+class SharedNameContainer(Dummy):
+    shared = param.Integer(default=1, doc="Declared on the container and on the module.")
+
+    def create_lightning_module(self) -> SharedNameModule:
+        return SharedNameModule(hidden_size=4)
+
+
+def test_shared_name_sets_container_and_module() -> None:
+    run = configure("--shared=9", model="test_innereye_min.SharedNameContainer")
+
+    assert run.container.shared == 9
+    assert run.module.shared == 9
+
+
+def test_two_parses_are_independent() -> None:
+    first = configure("--sizes=9", '--settings={"x": 1}', "--count=1")
+    second = configure("--count=2")
+
+    assert first.container.count == 1
+    assert second.container.count == 2
+    assert second.container.sizes == [1, 2]
+    assert second.container.settings == {"a": 1}
+    assert AllTypesContainer.count == 3
+    assert AllTypesContainer.sizes == [1, 2]
+    first.container.sizes.append(10)
+    assert configure().container.sizes == [1, 2]
+    assert first.module is not second.module
+
+
+def test_args_file_round_trips_every_type(tmp_path: pathlib.Path) -> None:
+    existing = tmp_path / "input data.csv"
+    existing.write_text("")
+    given = [
+        "--flag",
+        "--count=9",
+        "--ratio=0.125",
+        "--label=xyz",
+        "--maybe_text=None",
+        "--choice=c",
+        "--number_choice=2",
+        "--sizes=",
+        '--names=["a,b", " c", "d"]',
+        "--pair=-1.5,2",
+        "--words=x y,z",
+        f"--existing_file={existing}",
+        "--any_path=/folder with spaces/file",
+        "--color=green",
+        '--settings={"nested": {"list": [1, "two"]}, "none": null}',
+        "--maybe_count=None",
+        "--betas=0.8,0.9",
+        "--lr_milestones=3,5",
+        "--limit_train_batches=10",
+        "--limit_val_batches=0.5",
+        "--gradient_clip_val=1.0",
+    ]
+    first = configure(*given)
+    args_file = tmp_path / "args.txt"
+    args_file.write_text("\n".join(innereye_min.resolved_arguments(first)) + "\n")
+
+    replayed = innereye_min.configure_run([f"@{args_file}"])
+
+    assert replayed is not None
+    for name in AllTypesContainer.param:
+        if name not in ("name", "_private"):
+            assert getattr(replayed.container, name) == getattr(first.container, name), name
+    for name in TrainerParams.param:
+        if name not in ("name",):
+            replayed_value = getattr(replayed.module, name)
+            assert replayed_value == getattr(first.module, name), name
+            assert type(replayed_value) is type(getattr(first.module, name)), name
+    assert replayed.module.betas == (0.8, 0.9)
+    assert innereye_min.resolved_arguments(replayed) == innereye_min.resolved_arguments(first)
+
+
+def test_args_file_is_never_evaluated(tmp_path: pathlib.Path) -> None:
+    marker = tmp_path / "evaluated"
+    args_file = tmp_path / "args.txt"
+    args_file.write_text(
+        "--model=test_innereye_min.AllTypesContainer\n"
+        f"--label=__import__('pathlib').Path('{marker}').touch()\n"
+    )
+
+    with pytest.raises(UsageError, match=r"--label: .*does not match regex"):
+        innereye_min.configure_run([f"@{args_file}"])
+    run = configure('--settings={"code": "__import__(\'os\')"}')
+    assert run.container.settings == {"code": "__import__('os')"}
+    assert not marker.exists()
+
+
+def test_help_lists_model_flags(tmp_path: pathlib.Path) -> None:
+    result = run_cli("--model", "example_container.Dummy", "--help", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    help_text = result.stdout
+    assert "Dummy (container):" in help_text
+    assert "TrainerParams (module):" in help_text
+    assert "OptimizerParams (module):" in help_text
+    assert "runner:" in help_text
+    lines = " ".join(help_text.split())
+    num_epochs_help = "Number of training epochs (the Trainer's max_epochs)."
+    assert f"--num_epochs INT {num_epochs_help} [at least 1; default: 10]" in lines
+    assert "--learning_rate NUMBER Learning rate. [greater than 0; default: 0.01]" in lines
+    assert "--hidden_size INT Width of the hidden layer. [at least 1; default: 16]" in lines
+    assert "--accelerator {auto,cpu,gpu,cuda,mps,tpu}" in lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_without_model_lists_runner_flags(tmp_path: pathlib.Path) -> None:
+    result = run_cli("--help", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "--model NAME" in result.stdout
+    assert "--output_to DIR" in result.stdout
+    assert "Add --model NAME to --help" in result.stdout
+    assert "--num_epochs" not in result.stdout
+
+
+def test_help_shows_every_type(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("--help")
+
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--flag [BOOL] A boolean. [default: false] --no-flag means false." in help_text
+    assert "--count INT An integer from 0 to 10. [at least 0; at most 10; default: 4]" in help_text
+    assert "--choice {a,b,c}" in help_text
+    assert "--color {RED,GREEN} A color. [default: RED]" in help_text
+    assert "--pair ITEM,... Two numbers. [2 items; default: 1.0,2.0]" in help_text
+    assert "--maybe_count INT An integer or None. [None for none; default: None]" in help_text
+    assert "--fixed" not in help_text
