@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import abc
 import argparse
+import csv
 import dataclasses
 import datetime
 import difflib
@@ -54,6 +55,10 @@ from typing import Any
 import param
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.plugins.environments.lsf import LSFEnvironment
+from lightning_fabric.plugins.environments.mpi import MPIEnvironment
+from lightning_fabric.plugins.environments.slurm import SLURMEnvironment
+from lightning_fabric.plugins.environments.torchelastic import TorchElasticEnvironment
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from param.parameterized import ParameterizedMetaclass
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
@@ -592,6 +597,14 @@ def create_runner_parser() -> argparse.ArgumentParser:
         "Load and check everything, print the resolved flags, and exit without training or "
         "writing files.",
     )
+    group.add_argument(
+        "--resume_from",
+        metavar="PATH",
+        type=pathlib.Path,
+        help="Continue training from a checkpoint file, or from a run folder's "
+        "checkpoints/last.ckpt. A run folder's args.txt supplies the flags that are not given, "
+        "and training continues in that folder up to --num_epochs.",
+    )
     return parser
 
 
@@ -1034,6 +1047,88 @@ def configure_logging(logs_folder: pathlib.Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Resuming a run
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Resume:
+    """Where a resumed run starts: the checkpoint, its run folder, and the epoch it holds."""
+
+    checkpoint: pathlib.Path
+    run_folder: pathlib.Path | None
+    epoch: int = 0
+
+
+def find_resume_point(path: pathlib.Path) -> Resume:
+    """Find the checkpoint and run folder that `--resume_from PATH` names.
+
+    PATH is a run folder (its `checkpoints/last.ckpt` is used) or a checkpoint file. A checkpoint
+    inside a run folder's `checkpoints/` continues that run folder; any other starts a new one.
+    """
+    if path.is_dir():
+        run_folder: pathlib.Path | None = path.resolve()
+        checkpoint = path / "checkpoints" / "last.ckpt"
+    elif path.is_file():
+        checkpoint = path
+        candidate = path.resolve().parent.parent
+        is_in_run_folder = path.resolve().parent.name == "checkpoints"
+        run_folder = candidate if is_in_run_folder and (candidate / "args.txt").is_file() else None
+    else:
+        raise UsageError(
+            f"--resume_from {path}: no such file or folder; give a checkpoint file or a run folder"
+        )
+    if not checkpoint.is_file():
+        raise UsageError(
+            f"--resume_from {path}: {checkpoint} not found; give a run folder that holds "
+            "checkpoints/last.ckpt, or a checkpoint file"
+        )
+    if run_folder is not None and not (run_folder / "args.txt").is_file():
+        raise UsageError(f"--resume_from {path}: {run_folder / 'args.txt'} not found")
+    return Resume(checkpoint.resolve(), run_folder)
+
+
+def read_checkpoint_epoch(checkpoint: pathlib.Path) -> int:
+    """Return the epoch that a Lightning checkpoint was saved in, checking that it loads."""
+    try:
+        # mmap reads the few entries used here, not every tensor. See `train` on weights_only.
+        state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)
+        return int(state["epoch"])
+    except Exception as error:
+        raise UsageError(
+            f"--resume_from: cannot read the checkpoint {checkpoint} "
+            f"({type(error).__name__}: {error}); give another checkpoint"
+        ) from None
+
+
+def continue_metrics(trainer: pl.Trainer, last_epoch: int) -> None:
+    """Keep the metrics of epochs up to `last_epoch` in the CSV file that the run continues.
+
+    Lightning's CSV logger empties an existing metrics file when it starts. The rows of the epochs
+    that the checkpoint holds are written back, and the logger then appends below them. Rows of
+    later epochs came from the interrupted run and are dropped, since those epochs run again.
+    """
+    csv_logger = next((item for item in trainer.loggers if isinstance(item, CSVLogger)), None)
+    if csv_logger is None:
+        return
+    metrics_file = pathlib.Path(csv_logger.log_dir) / "metrics.csv"
+    if not metrics_file.is_file():
+        return
+    with open(metrics_file, newline="") as file:
+        reader = csv.DictReader(file)
+        columns = list(reader.fieldnames or [])
+        rows = [row for row in reader if row.get("epoch") and int(row["epoch"]) <= last_epoch]
+
+    writer = csv_logger.experiment
+    with open(metrics_file, "w", newline="") as file:
+        csv_writer = csv.DictWriter(file, fieldnames=columns)
+        csv_writer.writeheader()
+        csv_writer.writerows(rows)
+    # With these columns known, the writer appends to the file instead of starting it anew.
+    writer.metrics_keys = columns
+
+
+# ---------------------------------------------------------------------------------------------
 # Trainer construction
 # ---------------------------------------------------------------------------------------------
 
@@ -1066,11 +1161,17 @@ def create_trainer(container: LightningContainer, module: pl.LightningModule) ->
         "limit_val_batches": module.limit_val_batches,
         "num_sanity_val_steps": module.num_sanity_val_steps,
         "callbacks": [checkpoint, *container.get_callbacks()],
-        "logger": [CSVLogger(save_dir=module.logs_folder, name="", version="csv")],
+        # Writing every row as it is logged keeps the file complete when a run is killed.
+        "logger": [
+            CSVLogger(
+                save_dir=module.logs_folder, name="", version="csv", flush_logs_every_n_steps=1
+            )
+        ],
         "default_root_dir": module.outputs_folder,
         "enable_progress_bar": sys.stderr.isatty(),
     }
 
+    check_multi_node_environment(module.num_nodes)
     extra = container.get_trainer_arguments()
     accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
     for key in extra:
@@ -1089,6 +1190,23 @@ def create_trainer(container: LightningContainer, module: pl.LightningModule) ->
         raise UsageError(f"invalid Trainer settings: {error}") from None
 
 
+def check_multi_node_environment(num_nodes: int) -> None:
+    """Fail when more than one node is asked for but nothing says which node this one is.
+
+    Without a cluster, every node would wait for the others to join, and the run would hang.
+    """
+    if num_nodes == 1 or "NODE_RANK" in os.environ:
+        return
+    clusters = (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment, MPIEnvironment)
+    if any(cluster.detect() for cluster in clusters):
+        return
+    raise UsageError(
+        f"--num_nodes={num_nodes} needs a cluster, and none was found (no SLURM, torchrun, "
+        "LSF or MPI job, and no NODE_RANK variable); use --num_nodes=1 on one machine, "
+        "or start the run on each node with MASTER_ADDR, MASTER_PORT and NODE_RANK set"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Inference
 # ---------------------------------------------------------------------------------------------
@@ -1102,24 +1220,33 @@ def run_inference(
     A module without `inference_step` gets Lightning's test loop if it has `test_step`, and is
     skipped with a log line if it has neither.
     """
+    # Inference runs in one process on one device, so that each item is seen exactly once:
+    # a distributed sampler would split the data and pad it with repeated items.
+    if trainer.global_rank != 0:
+        return
     has_inference_step = isinstance(module, LightningWithInference) and (
         type(module).inference_step is not LightningWithInference.inference_step
     )
-    if not has_inference_step:
-        if type(module).test_step is not pl.LightningModule.test_step:
-            logger.info("%s has no inference_step: running its test_step", type(module).__name__)
-            trainer.test(module, datamodule=container.get_inference_data_module())
-        else:
+    if not isinstance(module, LightningWithInference) or not has_inference_step:
+        if type(module).test_step is pl.LightningModule.test_step:
             logger.info(
                 "%s has neither inference_step nor test_step: skipping inference",
                 type(module).__name__,
             )
+            return
+        logger.info("%s has no inference_step: running its test_step", type(module).__name__)
+        if trainer.world_size > 1:
+            trainer = pl.Trainer(
+                accelerator=trainer.accelerator,
+                devices=1,
+                precision=typing.cast(TrainerParams, module).precision,
+                logger=trainer.loggers,
+                enable_progress_bar=trainer.progress_bar_callback is not None,
+                default_root_dir=trainer.default_root_dir,
+            )
+        trainer.test(module, datamodule=container.get_inference_data_module())
         return
 
-    # Inference runs in one process on one device, so that each item is seen exactly once.
-    if trainer.global_rank != 0:
-        return
-    assert isinstance(module, LightningWithInference)
     data = container.get_inference_data_module()
     data.prepare_data()
     module.eval()
@@ -1157,9 +1284,9 @@ class Run:
     options: argparse.Namespace
     container: LightningContainer
     module: pl.LightningModule
-    parser: argparse.ArgumentParser
     container_flags: dict[str, _Flag]
     module_flags: dict[str, _Flag]
+    resume: Resume | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1190,6 +1317,13 @@ def configure_run(argv: Sequence[str]) -> Run | None:
     """
     runner_parser = create_runner_parser()
     options, rest = runner_parser.parse_known_args(list(argv))
+    resume = None
+    if options.resume_from is not None:
+        resume = find_resume_point(options.resume_from)
+        if resume.run_folder is not None:
+            # The run folder's own flags come first, so that the command line overrides them.
+            args_file = resume.run_folder / "args.txt"
+            options, rest = runner_parser.parse_known_args([f"@{args_file}", *argv])
     if options.model is None:
         if options.help:
             runner_parser.print_help()
@@ -1221,18 +1355,21 @@ def configure_run(argv: Sequence[str]) -> Run | None:
     )
     if options.help:
         parser.print_help()
-        return Run(options, container, module, parser, container_flags, module_flags)
+        return Run(options, container, module, container_flags, module_flags, resume)
     given, unknown = parser.parse_known_args(rest)
     if unknown:
         raise UsageError(
             describe_unknown(unknown, [*runner_flag_names(runner_parser), *module_flags])
         )
     apply_flags(module_flags, vars(given), [module])
-    return Run(options, container, module, parser, container_flags, module_flags)
+    if resume is not None:
+        resume.epoch = read_checkpoint_epoch(resume.checkpoint)
+    return Run(options, container, module, container_flags, module_flags, resume)
 
 
 def resolved_arguments(run: Run) -> list[str]:
     """Return the run's configuration as flags, one per line of args.txt, replayable with @."""
+    # --resume_from is an action, not a configuration: a replay starts a new run.
     lines = [f"--model={run.options.model}", f"--output_to={run.options.output_to}"]
     for name, flag in run.module_flags.items():
         value = getattr(flag.targets[-1], name)
@@ -1251,6 +1388,13 @@ def start_run(run: Run) -> tuple[pl.Trainer, pathlib.Path]:
         run_folder = pathlib.Path(joined)
         point_module_at(run.module, run_folder)
         trainer = create_trainer(run.container, run.module)
+    elif run.resume is not None and run.resume.run_folder is not None:
+        run_folder = run.resume.run_folder
+        point_module_at(run.module, run_folder)
+        trainer = create_trainer(run.container, run.module)
+        continue_metrics(trainer, run.resume.epoch)
+        # args.txt describes the configuration that the run folder ends with.
+        (run_folder / "args.txt").write_text("\n".join(resolved_arguments(run)) + "\n")
     else:
         for run_folder in run_folder_candidates(
             run.options.output_to, type(run.container).__name__
@@ -1283,13 +1427,27 @@ def point_module_at(module: pl.LightningModule, run_folder: pathlib.Path) -> Non
 
 def train(run: Run, trainer: pl.Trainer, run_folder: pathlib.Path) -> None:
     """Train the module, and leave `checkpoints/last.ckpt` with the final weights."""
+    checkpoint = None
+    if run.resume is not None:
+        checkpoint = run.resume.checkpoint
+        logger.info("Resuming from %s", checkpoint)
+
     os.environ[RUN_FOLDER_ENV] = str(run_folder)
     try:
-        trainer.fit(run.module, datamodule=run.container.get_training_data_module())
+        # torch's default weights_only=True rejects the Paths, Enums and param values that modules
+        # often save as hyperparameters. The checkpoint comes from the user's own run, so it is
+        # trusted like the user's own code.
+        trainer.fit(
+            run.module,
+            datamodule=run.container.get_training_data_module(),
+            ckpt_path=checkpoint,
+            weights_only=False,
+        )
     finally:
         os.environ.pop(RUN_FOLDER_ENV, None)
+
     # The periodic checkpoint may be older than the last epoch; every rank takes part in saving.
-    trainer.save_checkpoint(run_folder / "checkpoints" / "last.ckpt")
+    trainer.save_checkpoint(run_folder / "checkpoints" / "last.ckpt", weights_only=False)
     logger.info("Training finished; checkpoints are in %s", run_folder / "checkpoints")
 
 

@@ -12,8 +12,10 @@ import datetime
 import enum
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 import param
@@ -82,6 +84,7 @@ class BoringLightningModule(BoringModel, OutputParams, TrainerParams):
         # BoringModel's test_step logs nothing; a logged loss shows that the test loop ran.
         output = super().test_step(batch, batch_idx)
         self.log("test_loss", output["y"])
+        self.log("test_items", float(len(batch)), reduce_fx="sum")
         return output
 
 
@@ -164,6 +167,45 @@ class AllTypesContainer(Dummy):
     def __init__(self) -> None:
         super().__init__()
         self.count = 4
+
+
+class SlowDummyModule(DummyModule):
+    """Dummy's module, slowed down so that a test can kill a run between two epochs."""
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        time.sleep(0.02)
+        return super().training_step(batch, batch_idx)
+
+
+class SlowDummy(Dummy):
+    def create_lightning_module(self) -> SlowDummyModule:
+        return SlowDummyModule(hidden_size=self.hidden_size)
+
+
+class ConstantMetricModule(DummyModule):
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        super().validation_step(batch, batch_idx)
+        self.log("constant", 1.0, sync_dist=True)
+
+
+class ConstantMetricContainer(Dummy):
+    def create_lightning_module(self) -> ConstantMetricModule:
+        return ConstantMetricModule(hidden_size=self.hidden_size)
+
+
+class HyperparameterModule(DummyModule):
+    """Saves hyperparameters that torch's weights_only loading rejects."""
+
+    def __init__(self, folder: pathlib.Path, color: Color, width: int) -> None:
+        super().__init__(hidden_size=width)
+        self.save_hyperparameters()
+
+
+class HyperparameterContainer(Dummy):
+    color = param.ClassSelector(class_=Color, default=Color.GREEN, doc="Saved as a hyperparameter.")
+
+    def create_lightning_module(self) -> HyperparameterModule:
+        return HyperparameterModule(pathlib.Path("data"), self.color, self.hidden_size)
 
 
 class CallableParamContainer(Dummy):
@@ -756,7 +798,7 @@ def test_help_without_model_lists_runner_flags(tmp_path: pathlib.Path) -> None:
     assert "--model NAME" in result.stdout
     assert "--output_to DIR" in result.stdout
     assert "Add --model NAME to --help" in result.stdout
-    assert "--num_epochs" not in result.stdout
+    assert "--num_epochs INT" not in result.stdout
 
 
 def test_help_shows_every_type(capsys: pytest.CaptureFixture[str]) -> None:
@@ -770,3 +812,196 @@ def test_help_shows_every_type(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--pair ITEM,... Two numbers. [2 items; default: 1.0,2.0]" in help_text
     assert "--maybe_count INT An integer or None. [None for none; default: None]" in help_text
     assert "--fixed" not in help_text
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributed training
+# ---------------------------------------------------------------------------------------------
+
+
+def test_ddp_on_two_cpu_processes(tmp_path: pathlib.Path) -> None:
+    result = run_cli(
+        "--model=example_container.Dummy",
+        "--num_epochs=2",
+        "--devices=2",
+        "--accelerator=cpu",
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr
+    run_folder = only_run_folder(tmp_path / "outputs")
+    assert "GLOBAL_RANK: 1" in result.stderr
+    assert sorted(set(metric_epochs(run_folder, "val_loss"))) == [0, 1]
+    assert (run_folder / "checkpoints" / "last.ckpt").is_file()
+    for split in ("val", "test"):
+        predictions = read_csv(run_folder / "inference" / f"{split}_predictions.csv")
+        assert len(predictions) == DUMMY_SPLIT_SIZES[split]
+        assert len({row["item_id"] for row in predictions}) == DUMMY_SPLIT_SIZES[split]
+    log_lines = (run_folder / "logs" / "innereye_min.log").read_text().splitlines()
+    messages = [line.split(" ", 2)[2] for line in log_lines if line[:4].isdigit()]
+    assert len(messages) == len(set(messages)), messages
+    assert sum("Run folder:" in message for message in messages) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["outputs"]
+
+
+def test_ddp_test_loop_sees_each_item_once(tmp_path: pathlib.Path) -> None:
+    result = run_cli(
+        "--model=test_innereye_min.BoringContainer",
+        "--num_epochs=1",
+        "--devices=2",
+        "--accelerator=cpu",
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "running its test_step" in result.stderr
+    rows = read_csv(only_run_folder(tmp_path / "outputs") / "logs" / "csv" / "metrics.csv")
+    # BoringDataModule's test set has 64 items; a distributed test loop would give each process 32.
+    assert [float(row["test_items"]) for row in rows if row.get("test_items")] == [64.0]
+
+
+def test_sync_dist_constant_metric_is_one(tmp_path: pathlib.Path) -> None:
+    result = run_cli(
+        "--model=test_innereye_min.ConstantMetricContainer",
+        "--num_epochs=1",
+        "--devices=2",
+        "--accelerator=cpu",
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(only_run_folder(tmp_path / "outputs") / "logs" / "csv" / "metrics.csv")
+    constants = [float(row["constant"]) for row in rows if row.get("constant")]
+    assert constants == [1.0]
+
+
+def test_num_nodes_without_cluster_is_rejected(tmp_path: pathlib.Path) -> None:
+    result = run_cli("--model=example_container.Dummy", "--num_nodes=2", cwd=tmp_path, timeout=120)
+
+    assert result.returncode == 2
+    assert "--num_nodes=2 needs a cluster, and none was found" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints and resuming
+# ---------------------------------------------------------------------------------------------
+
+
+def test_killed_run_resumes(tmp_path: pathlib.Path) -> None:
+    command = [
+        sys.executable,
+        str(RUNNER),
+        "--model=test_innereye_min.SlowDummy",
+        "--num_epochs=8",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        second_checkpoint = None
+        while second_checkpoint is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+            second_checkpoint = next(tmp_path.glob("outputs/*/checkpoints/epoch=1-*.ckpt"), None)
+        assert second_checkpoint is not None, "the run saved no second checkpoint in time"
+        # Half an epoch later, so that the kill falls inside epoch 2, after last.ckpt is saved.
+        time.sleep(0.15)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    run_folder = only_run_folder(tmp_path / "outputs")
+    epochs_before = sorted(set(metric_epochs(run_folder, "val_loss")))
+    losses_before = read_csv(run_folder / "logs" / "csv" / "metrics.csv")
+    assert epochs_before[:2] == [0, 1]
+    assert epochs_before[-1] < 7
+    assert not (run_folder / "inference").exists()
+
+    result = run_cli(f"--resume_from={run_folder}", cwd=tmp_path, timeout=300)
+
+    assert result.returncode == 0, result.stderr
+    assert only_run_folder(tmp_path / "outputs") == run_folder
+    assert metric_epochs(run_folder, "val_loss") == list(range(8))
+    rows_after = read_csv(run_folder / "logs" / "csv" / "metrics.csv")
+    kept = [row for row in losses_before if row["epoch"] in ("0", "1")]
+    assert [row for row in rows_after if row["epoch"] in ("0", "1")] == kept
+    assert (run_folder / "inference" / "test_predictions.csv").is_file()
+    assert (run_folder / "inference" / "val_metrics.csv").is_file()
+
+
+def test_resume_to_more_epochs(tmp_path: pathlib.Path) -> None:
+    first = run_cli(
+        "--model=test_innereye_min.HyperparameterContainer",
+        "--num_epochs=2",
+        "--hidden_size=8",
+        cwd=tmp_path,
+    )
+    assert first.returncode == 0, first.stderr
+    run_folder = only_run_folder(tmp_path / "outputs")
+
+    second = run_cli(f"--resume_from={run_folder}", "--num_epochs=4", cwd=tmp_path)
+
+    assert second.returncode == 0, second.stderr
+    assert metric_epochs(run_folder, "val_loss") == [0, 1, 2, 3]
+    assert "--num_epochs=4" in (run_folder / "args.txt").read_text().splitlines()
+    assert "--hidden_size=8" in (run_folder / "args.txt").read_text().splitlines()
+    checkpoint = torch.load(run_folder / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["epoch"] == 4
+    assert checkpoint["hyper_parameters"]["color"] is Color.GREEN
+    assert len(list((tmp_path / "outputs").iterdir())) == 1
+
+
+def test_resume_from_checkpoint_file_starts_new_folder(tmp_path: pathlib.Path) -> None:
+    first = run_cli("--model=example_container.Dummy", "--num_epochs=1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    checkpoint = tmp_path / "copied.ckpt"
+    checkpoint.write_bytes(
+        (only_run_folder(tmp_path / "outputs") / "checkpoints" / "last.ckpt").read_bytes()
+    )
+
+    second = run_cli(
+        "--model=example_container.Dummy",
+        f"--resume_from={checkpoint}",
+        "--num_epochs=2",
+        cwd=tmp_path,
+    )
+
+    assert second.returncode == 0, second.stderr
+    folders = sorted((tmp_path / "outputs").iterdir())
+    assert len(folders) == 2
+    assert metric_epochs(folders[1], "val_loss") == [1]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("missing_folder", r"no such file or folder"),
+        ("empty_folder", r"checkpoints/last.ckpt not found"),
+        ("broken.ckpt", r"cannot read the checkpoint"),
+    ],
+)
+def test_resume_from_bad_path(tmp_path: pathlib.Path, target: str, message: str) -> None:
+    (tmp_path / "empty_folder").mkdir()
+    (tmp_path / "broken.ckpt").write_bytes(b"not a checkpoint")
+
+    with pytest.raises(UsageError, match=message):
+        configure(f"--resume_from={tmp_path / target}", model="example_container.Dummy")
+
+
+def test_same_seed_gives_same_weights(tmp_path: pathlib.Path) -> None:
+    for _ in range(2):
+        result = run_cli("--model=example_container.Dummy", "--num_epochs=2", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+
+    first, second = sorted((tmp_path / "outputs").iterdir())
+    weights = [
+        torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+        for folder in (first, second)
+    ]
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
