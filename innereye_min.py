@@ -1,7 +1,7 @@
 """innereye_min: train your own PyTorch Lightning model from a container class, with one command.
 
 This is one file that you copy into your repository. It implements the "bring your own Lightning
-model" contract of Microsoft's InnerEye toolbox with nothing but torch, pytorch-lightning 2.x and
+model" contract of Microsoft's InnerEye toolbox with nothing but torch, pytorch-lightning (2.6+) and
 param (azureml-core only for Azure ML runs). Tested with Python 3.11, torch 2.13, pytorch-lightning
 2.6, param 2.4 and azureml-core 1.61.
 
@@ -12,15 +12,17 @@ that also inherits `OutputParams` and `TrainerParams` (most easily by deriving f
     python innereye_min.py --model example_container.Dummy --num_epochs=5
     python innereye_min.py --model path/to/my_models.py:MyContainer --help
     python innereye_min.py @outputs/<run folder>/args.txt          # replay a run's configuration
+    python innereye_min.py --resume_from=outputs/<run folder>      # continue a killed run
+    python innereye_min.py --model example_container.Dummy --accelerator=cpu --devices=2  # DDP
 
 Every `param` field of the container and of the module it creates is a command-line flag. A run
 writes everything into a new folder `outputs/<UTC timestamp>_<container class>/`:
 
-    args.txt              the model and every resolved flag, one per line, replayable with @
-    checkpoints/last.ckpt the weights after the last epoch (plus the newest periodic checkpoint)
-    logs/metrics.csv      every metric that the module logs, per step and per epoch
-    logs/innereye_min.log this program's own log
-    ...                   whatever the module writes into `self.outputs_folder` during inference
+    args.txt               the model and every resolved flag, one per line, replayable with @
+    checkpoints/last.ckpt  the state after the last epoch, beside the newest periodic checkpoint
+    logs/csv/metrics.csv   every metric that the module logs
+    logs/innereye_min.log  this program's own log
+    ...                    whatever the module writes into `self.outputs_folder`
 
 After training, the trained module runs inference on `get_inference_data_module()` through the
 hooks of `LightningWithInference` (or Lightning's test loop, when the module only has `test_step`).
@@ -89,7 +91,7 @@ class UsageError(Exception):
 
 
 class OutputParams(param.Parameterized):
-    """Where a module writes its files. The runner sets both folders before training starts."""
+    """The folders that a module writes its files into, set by the runner before training."""
 
     outputs_folder = param.ClassSelector(
         class_=pathlib.Path,
