@@ -1005,3 +1005,127 @@ def test_same_seed_gives_same_weights(tmp_path: pathlib.Path) -> None:
     assert weights[0].keys() == weights[1].keys()
     for name in weights[0]:
         assert torch.equal(weights[0][name], weights[1][name]), name
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------------------------
+
+
+class RecordingModule(DummyModule):
+    """Records each inference hook call, with the module's mode and the gradient setting."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__(hidden_size)
+        self.calls: list[tuple[str, Any, bool, bool]] = []
+
+    def record(self, hook: str, detail: Any = None) -> None:
+        self.calls.append((hook, detail, self.training, torch.is_grad_enabled()))
+
+    def on_inference_start(self) -> None:
+        self.record("on_inference_start")
+
+    def on_inference_epoch_start(
+        self, dataset_split: innereye_min.ModelExecutionMode, is_ensemble_model: bool
+    ) -> None:
+        self.record("on_inference_epoch_start", (dataset_split, is_ensemble_model))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            self.record("forward", tuple(inputs.shape))
+        return super().forward(inputs)
+
+    def inference_step(self, batch: Any, batch_idx: int, model_output: torch.Tensor) -> None:
+        self.record("inference_step", (batch_idx, tuple(model_output.shape)))
+
+    def on_inference_epoch_end(self) -> None:
+        self.record("on_inference_epoch_end")
+
+    def on_inference_end(self) -> None:
+        self.record("on_inference_end")
+
+
+class RecordingContainer(Dummy):
+    def create_lightning_module(self) -> RecordingModule:
+        return RecordingModule(hidden_size=self.hidden_size)
+
+
+def test_inference_hooks_run_in_order(tmp_path: pathlib.Path) -> None:
+    run = configure(
+        f"--output_to={tmp_path}",
+        "--num_epochs=1",
+        "--num_items=40",
+        "--batch_size=10",
+        "--inference_on_train_set",
+        "--no-inference_on_val_set",
+        model="test_innereye_min.RecordingContainer",
+    )
+    trainer, run_folder = innereye_min.start_run(run)
+    innereye_min.train(run, trainer, run_folder)
+    assert isinstance(run.module, RecordingModule)
+    run.module.calls.clear()
+
+    innereye_min.run_inference(run.container, run.module, trainer)
+
+    hooks = [hook for hook, *_ in run.module.calls]
+    # 40 items: 24 for training (3 batches of 10 or fewer), 8 for testing (1 batch).
+    per_batch = ["forward", "inference_step"]
+    assert hooks == [
+        "on_inference_start",
+        "on_inference_epoch_start",
+        *per_batch * 3,
+        "on_inference_epoch_end",
+        "on_inference_epoch_start",
+        *per_batch,
+        "on_inference_epoch_end",
+        "on_inference_end",
+    ]
+    splits = [detail for hook, detail, *_ in run.module.calls if hook == "on_inference_epoch_start"]
+    assert splits == [
+        (innereye_min.ModelExecutionMode.TRAIN, False),
+        (innereye_min.ModelExecutionMode.TEST, False),
+    ]
+    assert all(not training for _, _, training, _ in run.module.calls)
+    assert all(not grad_enabled for _, _, _, grad_enabled in run.module.calls)
+
+
+class NoInferenceModule(DummyModule):
+    """A module with neither inference_step nor test_step."""
+
+    inference_step = LightningWithInference.inference_step
+
+
+class NoInferenceContainer(Dummy):
+    def create_lightning_module(self) -> NoInferenceModule:
+        return NoInferenceModule(hidden_size=4)
+
+
+def test_inference_skipped_without_steps(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    exit_code = innereye_min.main(
+        [
+            "--model=test_innereye_min.NoInferenceContainer",
+            f"--output_to={tmp_path}",
+            "--num_epochs=1",
+        ]
+    )
+
+    assert exit_code == 0
+    assert "has neither inference_step nor test_step: skipping inference" in caplog.text
+    assert not (only_run_folder(tmp_path) / "inference").exists()
+
+
+def test_help_joins_multiline_doc(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("--help", model="test_innereye_min.MultilineDocContainer")
+
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "The first line, and the second line." in help_text
+
+
+class MultilineDocContainer(Dummy):
+    documented = param.Integer(
+        default=1,
+        doc="""The first line,
+        and the second line.""",
+    )
