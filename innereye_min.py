@@ -578,7 +578,9 @@ def create_runner_parser() -> argparse.ArgumentParser:
         fromfile_prefix_chars="@",
     )
     group = parser.add_argument_group("runner")
-    _add_boolean_argument(group, "help", False, "Show the flags and exit without training.")
+    group.add_argument(
+        "-h", "--help", action="store_true", help="Show the flags and exit without training."
+    )
     group.add_argument(
         "--model",
         metavar="NAME",
