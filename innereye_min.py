@@ -631,8 +631,8 @@ def create_runner_parser() -> argparse.ArgumentParser:
         "--workspace_config",
         metavar="FILE",
         type=pathlib.Path,
-        help="The workspace's config.json (default: config.json in the current folder or a "
-        "parent folder, or in their .azureml folders).",
+        help="The workspace's config.json (default: found as azureml-core finds it, in "
+        ".azureml/, aml_config/ or the folder itself, from the current folder upward).",
     )
     azureml.add_argument(
         "--experiment",
@@ -1837,36 +1837,63 @@ def snapshot_ignore_file(snapshot_root: pathlib.Path, patterns: Sequence[str]) -
 
 
 def connect_to_workspace(config_path: pathlib.Path | None) -> Any:
-    """Log in and return the workspace that config.json names, found as azureml-core finds it.
+    """Log in and return the workspace that the workspace's config.json names.
 
-    azureml-core looks in the current folder and its parents, also in their .azureml folders.
-    Without a terminal, this never starts an interactive login, which would wait for an answer.
+    The file is found and checked before logging in. Without a terminal, this never starts an
+    interactive login, which would wait forever for an answer.
     """
     from azureml.core import Workspace
-    from azureml.exceptions import AuthenticationException, UserErrorException
+    from azureml.exceptions import AuthenticationException
 
-    if config_path is not None and not config_path.is_file():
-        raise UsageError(f"--workspace_config {config_path}: file not found")
+    config_file = find_workspace_config(config_path)
     try:
-        return Workspace.from_config(
-            path=None if config_path is None else str(config_path), auth=_create_authentication()
-        )
+        return Workspace.from_config(path=str(config_file), auth=_create_authentication())
     except AuthenticationException as error:
         raise UsageError(
             f"Azure ML authentication failed: {_redact(error.message)}; log in with 'az login', "
             "or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET to log in as a "
             "service principal"
         ) from None
-    except UserErrorException as error:
-        raise UsageError(
-            f"cannot open the Azure ML workspace: {_redact(error.message)} Download config.json "
-            "from the workspace's page in the Azure portal into this folder or a parent folder, "
-            "or pass --workspace_config PATH"
-        ) from None
-    except json.JSONDecodeError as error:
-        raise UsageError(f"the workspace's config.json is not valid JSON: {error}") from None
     except Exception as error:
-        raise _describe_azureml_failure("opening the workspace", error) from None
+        raise _describe_azureml_failure(f"opening the workspace of {config_file}", error) from None
+
+
+def find_workspace_config(config_path: pathlib.Path | None) -> pathlib.Path:
+    """Return the workspace's config.json: `config_path`, or the file that azureml-core finds.
+
+    azureml-core 1.61 looks for .azureml/config.json, then aml_config/config.json, then
+    config.json, each first in the current folder and then in its parents. The file must name
+    the subscription_id, resource_group and workspace_name (or an ARM "Scope" holding them).
+    """
+    if config_path is not None and not config_path.is_file():
+        raise UsageError(f"--workspace_config {config_path}: file not found")
+    if config_path is None:
+        folders = [pathlib.Path.cwd(), *pathlib.Path.cwd().parents]
+        candidates = (
+            folder / subfolder / "config.json"
+            for subfolder in (".azureml", "aml_config", "")
+            for folder in folders
+        )
+        config_path = next((path for path in candidates if path.is_file()), None)
+    if config_path is None:
+        raise UsageError(
+            f"no config.json of an Azure ML workspace in {pathlib.Path.cwd()} or its parent "
+            "folders; download it from the workspace's page in the Azure portal into this "
+            "folder, or pass --workspace_config FILE"
+        )
+
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"{config_path}: not a valid workspace config.json: {error}") from None
+    required = ("subscription_id", "resource_group", "workspace_name")
+    missing = [key for key in required if not isinstance(config, dict) or not config.get(key)]
+    if missing and not (isinstance(config, dict) and config.get("Scope")):
+        raise UsageError(
+            f"{config_path} has no {', '.join(missing)}; download the workspace's config.json "
+            "again from its page in the Azure portal"
+        )
+    return config_path
 
 
 def wait_for_job(azureml_run: Any) -> int:
