@@ -1373,14 +1373,14 @@ def run_inference(
 # image, and so the cached environment build, the same until this line changes.
 AZUREML_DOCKER_IMAGE = "mcr.microsoft.com/azureml/openmpi5.0-cuda12.6-ubuntu24.04:20251130.v1"
 
-# The Python of the job's environment. azureml-core's default (3.8) is older than torch 2.13 and
-# pytorch-lightning 2.6 support, and this file itself needs at least 3.10.
+# The Python of the job's environment. The conda template of azureml-core 1.61 names Python 3.8,
+# but torch 2.13, pytorch-lightning 2.6 and this file itself need 3.10 or newer.
 AZUREML_PYTHON_VERSION = "3.11"
 MIN_PYTHON_VERSION = (3, 10)
 
-# Shared memory of the job's container, an upper limit that Docker reserves only when it is used.
-# DataLoader workers pass batches through it, and Azure ML's default of 2g is too small for several
-# workers with large batches.
+# Shared memory of the job's container: an upper limit, taken from the node's memory only as it
+# fills. DataLoader workers pass batches through it, and azureml-core's default of 2g can be too
+# small for several workers with large batches.
 AZUREML_SHM_SIZE = "16g"
 
 # Azure ML sets this variable in every job; azureml-core reads the job's run context from it.
@@ -1410,7 +1410,8 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Azure ML's rule for experiment names: 1 to 255 letters, digits, '_' and '-', starting with a
 # letter or digit.
 _EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")
-# Characters kept in metric names; Lightning's names such as "val/loss" keep their form.
+# The characters of a metric name that become '_': all but letters, digits, '_-./' and spaces, so
+# that Lightning's names such as "val/loss" keep their form.
 _METRIC_NAME_INVALID = re.compile(r"[^A-Za-z0-9_\-./ ]")
 
 
@@ -1446,8 +1447,9 @@ def azureml_job_folders() -> AzureMLFolders | None:
 def azureml_checkpoint_to_resume(run_folder: pathlib.Path) -> pathlib.Path | None:
     """Return `checkpoints/last.ckpt` when Azure ML restarted this job after it had saved one.
 
-    Azure ML restarts a job on low-priority nodes that were preempted; it then resumes training
-    from the last checkpoint instead of starting over. Returns None outside Azure ML.
+    Azure ML restarts a job whose low-priority nodes were preempted. The restarted job then
+    resumes training from the last checkpoint instead of starting over. Returns None outside
+    Azure ML, and when there is no checkpoint.
     """
     # NOTE: this finds the checkpoint only where the restarted job still has the ./outputs of the
     # interrupted one. Users report that a restart can start with an empty ./outputs
@@ -1840,20 +1842,13 @@ def connect_to_workspace(config_path: pathlib.Path | None) -> Any:
     """Log in and return the workspace that the workspace's config.json names.
 
     The file is found and checked before logging in. Without a terminal, this never starts an
-    interactive login, which would wait forever for an answer.
+    interactive login, which would block the run while it waits for input.
     """
     from azureml.core import Workspace
-    from azureml.exceptions import AuthenticationException
 
     config_file = find_workspace_config(config_path)
     try:
         return Workspace.from_config(path=str(config_file), auth=_create_authentication())
-    except AuthenticationException as error:
-        raise UsageError(
-            f"Azure ML authentication failed: {_redact(error.message)}; log in with 'az login', "
-            "or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET to log in as a "
-            "service principal"
-        ) from None
     except Exception as error:
         raise _describe_azureml_failure(f"opening the workspace of {config_file}", error) from None
 
@@ -2044,7 +2039,7 @@ def _create_authentication() -> Any:
             tenant_id=tenant_id, service_principal_id=client_id, service_principal_password=secret
         )
     if sys.stdin.isatty():
-        # Uses the Azure CLI's login when there is one, and asks in the terminal otherwise.
+        # This uses the Azure CLI's login when there is one, and otherwise prompts in the terminal.
         return InteractiveLoginAuthentication()
     return AzureCliAuthentication()
 
@@ -2062,7 +2057,7 @@ def _check_cluster(workspace: Any, cluster: str) -> None:
 
 
 def _get_dataset(workspace: Any, name: str, input_name: str, options: argparse.Namespace) -> Any:
-    """Look up the registered file dataset; return it as the job input that `options` asks for."""
+    """Look up the registered file dataset, and return it as a job input in --dataset_mode."""
     from azureml.core import Dataset
     from azureml.data import FileDataset
     from azureml.exceptions import UserErrorException
@@ -2071,8 +2066,8 @@ def _get_dataset(workspace: Any, name: str, input_name: str, options: argparse.N
         dataset = Dataset.get_by_name(workspace, name=name)
     except UserErrorException as error:
         raise UsageError(
-            f"--dataset {name}: {error.message} Check the name among the data assets of "
-            f"workspace {workspace.name}"
+            f"--dataset {name}: {_redact(error.message)}; check the name among the data assets "
+            f"of workspace {workspace.name}"
         ) from None
     except Exception as error:
         raise _describe_azureml_failure(f"looking up dataset {name!r}", error) from None
@@ -2101,7 +2096,11 @@ def _describe_azureml_failure(action: str, error: Exception) -> UsageError:
 
     message = _redact(getattr(error, "message", None) or str(error))
     if isinstance(error, AuthenticationException):
-        return UsageError(f"Azure ML authentication failed while {action}: {message}")
+        return UsageError(
+            f"Azure ML authentication failed while {action}: {message}; log in with 'az login', "
+            "or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET to log in as a "
+            "service principal"
+        )
     if isinstance(error, requests.exceptions.RequestException):
         return UsageError(
             f"cannot reach Azure ML while {action}: {message}; check the network connection "

@@ -1572,10 +1572,11 @@ def test_no_terminal_without_azure_cli(
 
     with pytest.raises(innereye_min.UsageError) as raised:
         innereye_min.connect_to_workspace(workspace_edge["workspace_config"])
+    config_file = workspace_edge["workspace_config"]
     assert str(raised.value) == (
-        "Azure ML authentication failed: azure-cli package is not installed.; log in with "
-        "'az login', or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET to log in "
-        "as a service principal"
+        f"Azure ML authentication failed while opening the workspace of {config_file}: "
+        "azure-cli package is not installed.; log in with 'az login', or set AZURE_TENANT_ID, "
+        "AZURE_CLIENT_ID and AZURE_CLIENT_SECRET to log in as a service principal"
     )
 
 
@@ -1600,8 +1601,10 @@ def test_authentication_failure_hides_secret(
 
     with pytest.raises(innereye_min.UsageError) as raised:
         innereye_min.connect_to_workspace(workspace_edge["workspace_config"])
+    config_file = workspace_edge["workspace_config"]
     assert str(raised.value).startswith(
-        "Azure ML authentication failed: invalid client secret *** for client; log in with"
+        f"Azure ML authentication failed while opening the workspace of {config_file}: "
+        "invalid client secret *** for client; log in with"
     )
     assert SECRET not in str(raised.value)
 
