@@ -1169,6 +1169,13 @@ class SubmittedRun:
         return {"status": self.status}
 
 
+class ServicePrincipalLogin:
+    """A test double of ServicePrincipalAuthentication that keeps its arguments."""
+
+    def __init__(self, **arguments: str) -> None:
+        self.arguments = arguments
+
+
 class RecordingExperiment:
     """A test double of azureml.core.Experiment that records each submission."""
 
@@ -1196,14 +1203,23 @@ class RecordingExperiment:
 
 
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any test that opens a network connection, instead of letting it hang."""
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail any test that looks up a host or opens a connection, instead of letting it hang.
+
+    azureml-core catches some network errors and only logs them, so every attempt is recorded
+    and checked after the test.
+    """
+    attempts: list[tuple[Any, ...]] = []
 
     def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError(f"a test tried to open a network connection: {args}")
+        attempts.append(args)
+        raise OSError(f"a test tried to reach the network: {args}")
 
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+    yield
+    assert attempts == [], "the test tried to reach the network"
 
 
 @pytest.fixture(autouse=True)
@@ -1222,6 +1238,7 @@ def outside_azureml(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def workspace_edge(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> dict[str, Any]:
     """Replace the network edge: the workspace lookup, the submission and the dataset lookup."""
     import azureml.core
+    import azureml.core.authentication
 
     calls: dict[str, Any] = {"auth": [], "config_path": []}
     workspace = types.SimpleNamespace(name="ws", compute_targets={"gpu": object()})
@@ -1236,6 +1253,10 @@ def workspace_edge(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> d
         json.dumps({"subscription_id": "sub", "resource_group": "rg", "workspace_name": "ws"})
     )
     monkeypatch.setattr(azureml.core.Workspace, "from_config", staticmethod(from_config))
+    # Creating azureml-core's authentication objects looks up Azure's cloud endpoints.
+    monkeypatch.setattr(
+        azureml.core.authentication, "ServicePrincipalAuthentication", ServicePrincipalLogin
+    )
     monkeypatch.setattr(azureml.core, "Experiment", RecordingExperiment)
     RecordingExperiment.submissions = []
     RecordingExperiment.result = SubmittedRun()
@@ -1583,8 +1604,14 @@ def test_no_terminal_without_azure_cli(
 def test_service_principal_login(workspace_edge: dict[str, Any]) -> None:
     workspace = innereye_min.connect_to_workspace(workspace_edge["workspace_config"])
 
+    [auth] = workspace_edge["auth"]
     assert workspace.name == "ws"
-    assert type(workspace_edge["auth"][0]).__name__ == "ServicePrincipalAuthentication"
+    assert isinstance(auth, ServicePrincipalLogin)
+    assert auth.arguments == {
+        "tenant_id": "tenant",
+        "service_principal_id": "client",
+        "service_principal_password": SECRET,
+    }
     assert workspace_edge["config_path"] == [str(workspace_edge["workspace_config"])]
 
 
