@@ -14,6 +14,7 @@ that also inherits `OutputParams` and `TrainerParams` (most easily by deriving f
     python innereye_min.py @outputs/<run folder>/args.txt          # replay a run's configuration
     python innereye_min.py --resume_from=outputs/<run folder>      # continue a killed run
     python innereye_min.py --model example_container.Dummy --accelerator=cpu --devices=2  # DDP
+    python innereye_min.py --model example_container.Dummy --azureml --cluster NAME  # in Azure ML
 
 Every `param` field of the container and of the module it creates is a command-line flag. A run
 writes everything into a new folder `outputs/<UTC timestamp>_<container class>/`:
@@ -35,11 +36,14 @@ from __future__ import annotations
 
 import abc
 import argparse
+import contextlib
 import csv
 import dataclasses
 import datetime
 import difflib
 import enum
+import functools
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -48,10 +52,12 @@ import json
 import logging
 import os
 import pathlib
+import re
+import shlex
 import sys
 import traceback
 import typing
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import param
@@ -64,7 +70,7 @@ from lightning_fabric.plugins.environments.torchelastic import TorchElasticEnvir
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from param.parameterized import ParameterizedMetaclass
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.utilities import rank_zero_only
 
 logger = logging.getLogger(__name__)
@@ -608,6 +614,85 @@ def create_runner_parser() -> argparse.ArgumentParser:
         help="Continue training from a checkpoint file, or from a run folder's "
         "checkpoints/last.ckpt. A run folder's args.txt supplies the flags that are not given, "
         "and training continues in that folder up to --num_epochs.",
+    )
+
+    azureml = parser.add_argument_group("Azure ML")
+    _add_boolean_argument(
+        azureml,
+        "azureml",
+        False,
+        "Submit the run as a job to Azure ML instead of training here. The job gets all the "
+        "other flags; with --dry_run, print the job as JSON instead.",
+    )
+    azureml.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="Compute cluster to run the job on (needed with --azureml).",
+    )
+    azureml.add_argument(
+        "--workspace_config",
+        metavar="FILE",
+        type=pathlib.Path,
+        help="The workspace's config.json (default: found as azureml-core finds it, in "
+        ".azureml/, aml_config/ or the folder itself, from the current folder upward).",
+    )
+    azureml.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help="Experiment to submit the job to (default: the container's class name).",
+    )
+    azureml.add_argument(
+        "--snapshot_root",
+        metavar="DIR",
+        type=pathlib.Path,
+        default=pathlib.Path("."),
+        help="Folder that is uploaded as the job's code, and in which the job runs, so that "
+        "relative paths are resolved from it. It must contain innereye_min.py and the container "
+        "(default: the current folder).",
+    )
+    azureml.add_argument(
+        "--conda_env",
+        metavar="FILE",
+        type=pathlib.Path,
+        help="Conda environment file of the job (default: the requirements.txt beside "
+        "innereye_min.py).",
+    )
+    azureml.add_argument(
+        "--max_run_duration",
+        metavar="DURATION",
+        help="Cancel the job after this long: a number with the unit s, m, h or d, such as 90m, "
+        "3.5h or 2d (default: Azure ML's 30 days).",
+    )
+    azureml.add_argument(
+        "--tag",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="Tag the job; repeat the flag for more tags.",
+    )
+    azureml.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="Registered file dataset to give the job (latest version).",
+    )
+    azureml.add_argument(
+        "--dataset_mode",
+        choices=["mount", "download"],
+        default="mount",
+        help="Mount the dataset, or download it to the node before the job starts "
+        "(default: mount).",
+    )
+    azureml.add_argument(
+        "--dataset_flag",
+        metavar="FLAG",
+        help="Path field of the container that receives the dataset's folder in the job, such "
+        "as data_folder.",
+    )
+    _add_boolean_argument(
+        azureml,
+        "wait_for_completion",
+        False,
+        "After submitting, show the job's log until it ends, and exit with 1 if it failed.",
     )
     return parser
 
@@ -1175,6 +1260,9 @@ def create_trainer(container: LightningContainer, module: pl.LightningModule) ->
         "enable_progress_bar": sys.stderr.isatty(),
     }
 
+    if get_azureml_run() is not None:
+        arguments["logger"].append(AzureMLLogger())
+
     check_multi_node_environment(module.num_nodes)
     extra = container.get_trainer_arguments()
     accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
@@ -1189,9 +1277,11 @@ def create_trainer(container: LightningContainer, module: pl.LightningModule) ->
     arguments.update(extra)
 
     try:
-        return pl.Trainer(**arguments)
+        trainer = pl.Trainer(**arguments)
     except (MisconfigurationException, ValueError) as error:
         raise UsageError(f"invalid Trainer settings: {error}") from None
+    check_world_size(trainer, os.environ)
+    return trainer
 
 
 def check_multi_node_environment(num_nodes: int) -> None:
@@ -1277,6 +1367,780 @@ def run_inference(
 
 
 # ---------------------------------------------------------------------------------------------
+# Azure ML
+# ---------------------------------------------------------------------------------------------
+
+# A CUDA-capable base image with Open MPI, from the list of current Azure ML base images that
+# azureml-core 1.61 ships (azureml/_project/azureml_base_images.json). A fixed tag keeps the job's
+# image, and so the cached environment build, the same until this line changes.
+AZUREML_DOCKER_IMAGE = "mcr.microsoft.com/azureml/openmpi5.0-cuda12.6-ubuntu24.04:20251130.v1"
+
+# The Python of the job's environment. The conda template of azureml-core 1.61 names Python 3.8,
+# but torch 2.13, pytorch-lightning 2.6 and this file itself need 3.10 or newer.
+AZUREML_PYTHON_VERSION = "3.11"
+MIN_PYTHON_VERSION = (3, 10)
+
+# Shared memory of the job's container: an upper limit, taken from the node's memory only as it
+# fills. DataLoader workers pass batches through it, and azureml-core's default of 2g can be too
+# small for several workers with large batches.
+AZUREML_SHM_SIZE = "16g"
+
+# Azure ML sets this variable in every job; azureml-core reads the job's run context from it.
+AZUREML_RUN_ID_ENV = "AZUREML_RUN_ID"
+
+# A service principal logs in without a terminal when these three variables are set. They are the
+# names that azure-identity's EnvironmentCredential reads.
+SERVICE_PRINCIPAL_ENV = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
+
+# Left out of every job's snapshot, in the .gitignore syntax that Azure ML's .amlignore uses.
+SNAPSHOT_EXCLUSIONS = (
+    ".git",
+    ".venv/",
+    "venv/",
+    "__pycache__/",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    ".ruff_cache/",
+    ".ipynb_checkpoints/",
+)
+
+# The master port of an MPI job on one node, where Azure ML names no master node. It is torchrun's
+# default port; every process must use the same one.
+SINGLE_NODE_MASTER_PORT = "29500"
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Azure ML's rule for experiment names: 1 to 255 letters, digits, '_' and '-', starting with a
+# letter or digit.
+_EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")
+# The characters of a metric name that become '_': all but letters, digits, '_-./' and spaces, so
+# that Lightning's names such as "val/loss" keep their form.
+_METRIC_NAME_INVALID = re.compile(r"[^A-Za-z0-9_\-./ ]")
+
+
+@functools.cache
+def get_azureml_run() -> Any | None:
+    """Return the Azure ML run of the job that this process runs in, or None outside a job.
+
+    azureml-core is imported only when the job variable is set, so that local runs never load it.
+    """
+    if AZUREML_RUN_ID_ENV not in os.environ:
+        return None
+    from azureml.core import Run
+
+    run = Run.get_context()
+    # Without a complete job context, get_context() returns an offline run, which is no Run.
+    return run if isinstance(run, Run) else None
+
+
+class AzureMLFolders(typing.NamedTuple):
+    """The folders that Azure ML uploads from a job: outputs when it ends, logs while it runs."""
+
+    outputs: pathlib.Path
+    logs: pathlib.Path
+
+
+def azureml_job_folders() -> AzureMLFolders | None:
+    """Return `./outputs` and `./logs` inside an Azure ML job, and None elsewhere."""
+    if get_azureml_run() is None:
+        return None
+    return AzureMLFolders(pathlib.Path("outputs").resolve(), pathlib.Path("logs").resolve())
+
+
+def azureml_checkpoint_to_resume(run_folder: pathlib.Path) -> pathlib.Path | None:
+    """Return `checkpoints/last.ckpt` when Azure ML restarted this job after it had saved one.
+
+    Azure ML restarts a job whose low-priority nodes were preempted. The restarted job then
+    resumes training from the last checkpoint instead of starting over. Returns None outside
+    Azure ML, and when there is no checkpoint.
+    """
+    # NOTE: this finds the checkpoint only where the restarted job still has the ./outputs of the
+    # interrupted one. Users report that a restart can start with an empty ./outputs
+    # (github.com/Azure/MachineLearningNotebooks/issues/1575); then training starts over.
+    checkpoint = run_folder / "checkpoints" / "last.ckpt"
+    if get_azureml_run() is None or not checkpoint.is_file():
+        return None
+    logger.info("Azure ML restarted this job: resuming training from %s", checkpoint)
+    return checkpoint
+
+
+class AzureMLLogger(Logger):
+    """A Lightning logger that sends metrics and hyperparameters to the run of an Azure ML job.
+
+    Only global rank zero logs. Metric values must be single numbers: one-element tensors, numpy
+    scalars and bools are logged as floats, and any other value is skipped with one warning per
+    name. With the offline run that azureml-core returns outside a job, the logger does nothing.
+    """
+
+    def __init__(self, run: Any | None = None) -> None:
+        """Log to `run`, by default the run of the Azure ML job that this process runs in."""
+        super().__init__()
+        from azureml.core import Run
+
+        self.run: Any = get_azureml_run() if run is None else run
+        # The offline run is no Run, and its log() takes no step.
+        self.enabled = isinstance(self.run, Run)
+        self._skipped_names: set[str] = set()
+        self._hyperparameters_logged = False
+
+    @property
+    def name(self) -> str:
+        return "azureml"
+
+    @property
+    def version(self) -> str:
+        return str(self.run.id) if self.run is not None else ""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        if not self.enabled:
+            return
+        for name, value in metrics.items():
+            metric_name = _METRIC_NAME_INVALID.sub("_", name.strip())
+            number = _metric_value(value)
+            if metric_name and number is not None:
+                self.run.log(metric_name, number, step=step)
+            elif name not in self._skipped_names:
+                self._skipped_names.add(name)
+                logger.warning(
+                    "Azure ML logger: skipping metric %r, whose value of type %s is not a single "
+                    "number",
+                    name,
+                    type(value).__name__,
+                )
+
+    @rank_zero_only
+    def log_hyperparams(
+        self, params: dict[str, Any] | argparse.Namespace, *args: Any, **kwargs: Any
+    ) -> None:
+        """Log the hyperparameters once, as a table "hyperparameters" with a name and a value."""
+        if not self.enabled or self._hyperparameters_logged:
+            return
+        values = vars(params) if isinstance(params, argparse.Namespace) else params
+        self.run.log_table(
+            "hyperparameters",
+            {"name": list(values), "value": [str(value) for value in values.values()]},
+        )
+        self._hyperparameters_logged = True
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        """Send every metric still buffered, so that none is lost when the job ends."""
+        if self.enabled:
+            self.run.flush()
+
+
+def distributed_environment_variables(environment: Mapping[str, str]) -> dict[str, str]:
+    """Return the variables that Lightning's DDP reads, mapped from those of an MPI launch.
+
+    Azure ML starts the processes of a PyTorchConfiguration job with Lightning's own variables
+    (MASTER_ADDR, MASTER_PORT, NODE_RANK, LOCAL_RANK, WORLD_SIZE, RANK), so those need no mapping
+    and the result is empty. A job that MPI launched has OMPI_COMM_WORLD_* instead, and on several
+    nodes AZ_BATCH_MASTER_NODE as "address:port". Missing variables mean a single node.
+    """
+    if "OMPI_COMM_WORLD_RANK" not in environment:
+        return {}
+    rank = int(environment["OMPI_COMM_WORLD_RANK"])
+    world_size = int(environment.get("OMPI_COMM_WORLD_SIZE", "1"))
+    processes_per_node = int(environment.get("OMPI_COMM_WORLD_LOCAL_SIZE", str(world_size)))
+    local_rank = int(environment.get("OMPI_COMM_WORLD_LOCAL_RANK", str(rank % processes_per_node)))
+    address, _, port = environment.get("AZ_BATCH_MASTER_NODE", "").partition(":")
+    if not address and world_size > processes_per_node:
+        raise UsageError(
+            f"an MPI job with {world_size} processes on {world_size // processes_per_node} nodes "
+            "has no AZ_BATCH_MASTER_NODE to name its master node; submit it with --azureml, "
+            "which starts multi-node jobs through PyTorchConfiguration"
+        )
+    return {
+        "MASTER_ADDR": address or "127.0.0.1",
+        "MASTER_PORT": port or SINGLE_NODE_MASTER_PORT,
+        "NODE_RANK": str(rank // processes_per_node),
+        "LOCAL_RANK": str(local_rank),
+        "WORLD_SIZE": str(world_size),
+        "RANK": str(rank),
+    }
+
+
+def apply_distributed_environment() -> None:
+    """Set Lightning's distributed variables from an MPI launch, before the Trainer exists."""
+    variables = distributed_environment_variables(os.environ)
+    os.environ.update(variables)
+    if "RANK" in variables:
+        # Lightning read the rank from the environment when it was imported, before this mapping.
+        rank_zero_only.rank = int(variables["RANK"])  # type: ignore[attr-defined]
+
+
+def check_world_size(trainer: pl.Trainer, environment: Mapping[str, str]) -> None:
+    """Fail when a launcher started another number of processes than the Trainer will use.
+
+    With a mismatch, DDP would wait forever for processes that never join.
+    """
+    if "LOCAL_RANK" not in environment or "WORLD_SIZE" not in environment:
+        return
+    started = int(environment["WORLD_SIZE"])
+    if started != trainer.world_size:
+        raise UsageError(
+            f"{started} processes were started (WORLD_SIZE={started}), but the Trainer expects "
+            f"num_nodes x devices = {trainer.num_nodes} x {trainer.num_devices} = "
+            f"{trainer.world_size}; set --num_nodes to the number of nodes and --devices to the "
+            "number of processes per node"
+        )
+
+
+def submit_to_azureml(run: Run, argv: Sequence[str]) -> int:
+    """Submit the configured run as an Azure ML job, or print the job as JSON with --dry_run.
+
+    Everything is built and checked before the first network access. Returns the exit code: 0
+    once the job is submitted, or with --wait_for_completion 0 when it completed, 1 when it
+    failed, and 130 when the user stopped waiting with Ctrl-C (the job keeps running).
+    """
+    _import_azureml()
+    options = run.options
+    if not options.cluster:
+        raise UsageError(
+            "--azureml needs --cluster NAME, the compute cluster of the workspace to run the job on"
+        )
+    experiment = options.experiment or type(run.container).__name__
+    if not _EXPERIMENT_NAME.fullmatch(experiment):
+        raise UsageError(
+            f"invalid experiment name {experiment!r}: Azure ML needs 1 to 255 letters, digits, "
+            "'_' and '-', starting with a letter or digit; choose one with --experiment NAME"
+        )
+    snapshot_root = _check_snapshot_root(options.snapshot_root, run.container)
+    arguments: list[Any] = job_arguments(argv)
+    dataset_input = _dataset_input_name(run)
+    datasets = []
+    if dataset_input is not None:
+        # Azure ML replaces this argument with the dataset's folder on the compute node.
+        arguments += [f"--{dataset_input}", f"DatasetConsumptionConfig:{dataset_input}"]
+        datasets.append(
+            {"name": options.dataset, "mode": options.dataset_mode, "flag": f"--{dataset_input}"}
+        )
+    tags = {
+        "container": options.model,
+        "command_line": shlex.join([PROGRAM, *arguments]),
+        **_parse_tags(options.tag),
+    }
+    ignore_patterns = snapshot_ignore_patterns(snapshot_root, options.output_to)
+    config = create_script_run_config(run, snapshot_root, arguments)
+
+    job = describe_job(config, experiment, tags, datasets, ignore_patterns)
+    if options.dry_run:
+        print(json.dumps(job, indent=2))
+        return 0
+
+    # A submission has no run folder to log into: its log goes to the terminal only.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    workspace = connect_to_workspace(options.workspace_config)
+    _check_cluster(workspace, options.cluster)
+    if dataset_input is not None:
+        config.arguments[-1] = _get_dataset(workspace, options.dataset, dataset_input, options)
+    logger.info("Submitting the job:\n%s", json.dumps(job, indent=2))
+    with snapshot_ignore_file(snapshot_root, ignore_patterns):
+        azureml_run = _submit(workspace, experiment, config, tags)
+
+    print(f"Submitted run {azureml_run.id} to experiment {experiment}")
+    print(azureml_run.get_portal_url())
+    if not options.wait_for_completion:
+        return 0
+    return wait_for_job(azureml_run)
+
+
+def job_arguments(argv: Sequence[str]) -> list[str]:
+    """Return the job's arguments: `argv` with @files expanded and --azureml and --dry_run removed.
+
+    The job must train, so it must neither submit itself again nor stop after a dry run. Every
+    form of the two flags goes: --FLAG, --FLAG=V, --FLAG V (V a boolean word) and --no-FLAG.
+    Every other argument stays as it is, so that a value with spaces stays one argument.
+    """
+    expanded = _expand_argument_files(argv)
+    arguments = []
+    index = 0
+    while index < len(expanded):
+        argument = expanded[index]
+        index += 1
+        name = argument.removeprefix("--no-").removeprefix("--").partition("=")[0]
+        if not argument.startswith("--") or name not in ("azureml", "dry_run"):
+            arguments.append(argument)
+            continue
+        # After --FLAG, argparse takes the next word as the flag's value if it is a boolean word.
+        has_value = (
+            argument == f"--{name}"
+            and index < len(expanded)
+            and expanded[index].strip().lower() in (*_TRUE_WORDS, *_FALSE_WORDS)
+        )
+        if has_value:
+            index += 1
+    return arguments
+
+
+def create_environment(conda_env: pathlib.Path | None, with_dataset: bool) -> Any:
+    """Create the job's environment from a conda file, or from requirements.txt beside this file.
+
+    Either way, the Python version is one that the packages support, azureml-core is installed,
+    and the name is a hash of the contents, so that Azure ML reuses the image it built for
+    an environment that did not change.
+    """
+    from azureml.core import Environment
+    from azureml.core.conda_dependencies import CondaDependencies
+
+    if conda_env is not None:
+        dependencies = _read_conda_file(conda_env)
+    else:
+        requirements = pathlib.Path(__file__).with_name("requirements.txt")
+        if not requirements.is_file():
+            raise UsageError(
+                f"no requirements.txt beside {PROGRAM} ({requirements}) to build the job's "
+                "environment from; create it, or pass a conda environment file with --conda_env"
+            )
+        dependencies = CondaDependencies()
+        for package in list(dependencies.pip_packages):
+            dependencies.remove_pip_package(package)
+        dependencies.set_python_version(AZUREML_PYTHON_VERSION)
+        for line in requirements.read_text().splitlines():
+            # pip's comments start with '#' at the start of a line or after whitespace.
+            requirement = re.sub(r"(^|\s)#.*", "", line).strip()
+            if requirement:
+                dependencies.add_pip_package(requirement)
+
+    if "pip" not in {_package_name(package) for package in dependencies.conda_packages}:
+        dependencies.add_conda_package("pip")
+    installed = {_package_name(package) for package in dependencies.pip_packages}
+    if "azureml-core" not in installed:
+        dependencies.add_pip_package("azureml-core")
+    if with_dataset and "azureml-dataset-runtime" not in installed:
+        # Azure ML mounts and downloads datasets inside the job's own Python environment.
+        dependencies.add_pip_package("azureml-dataset-runtime[fuse]")
+
+    contents = dependencies.serialize_to_string() + AZUREML_DOCKER_IMAGE
+    digest = hashlib.sha256(contents.encode()).hexdigest()[:16]
+    environment = Environment(name=f"innereye_min-{digest}")
+    environment.python.conda_dependencies = dependencies
+    environment.docker.base_image = AZUREML_DOCKER_IMAGE
+    return environment
+
+
+def create_script_run_config(run: Run, snapshot_root: pathlib.Path, arguments: list[Any]) -> Any:
+    """Build the ScriptRunConfig of the job, without network access.
+
+    With more than one node, Azure ML starts one process per device on each node through a
+    PyTorchConfiguration, and Lightning in each process joins them. On one node, Azure ML starts
+    one process and Lightning starts the others.
+    """
+    from azureml.core import ScriptRunConfig
+    from azureml.core.runconfig import DockerConfiguration, PyTorchConfiguration
+
+    options = run.options
+    module = typing.cast(TrainerParams, run.module)
+    distribution = None
+    if module.num_nodes > 1:
+        process_count = module.num_nodes * _devices_per_node(module.devices, module.num_nodes)
+        distribution = PyTorchConfiguration(
+            process_count=process_count, node_count=module.num_nodes
+        )
+    max_run_duration = (
+        ScriptRunConfig.MAX_DURATION_SECONDS_DEFAULT
+        if options.max_run_duration is None
+        else parse_duration(options.max_run_duration)
+    )
+    script = pathlib.Path(__file__).resolve().relative_to(snapshot_root)
+    return ScriptRunConfig(
+        source_directory=str(snapshot_root),
+        script=script.as_posix(),
+        arguments=arguments,
+        compute_target=options.cluster,
+        environment=create_environment(options.conda_env, options.dataset is not None),
+        distributed_job_config=distribution,
+        docker_runtime_config=DockerConfiguration(use_docker=True, shm_size=AZUREML_SHM_SIZE),
+        max_run_duration_seconds=max_run_duration,
+    )
+
+
+def describe_job(
+    config: Any,
+    experiment: str,
+    tags: dict[str, str],
+    datasets: list[dict[str, str]],
+    ignore_patterns: list[str],
+) -> dict[str, Any]:
+    """Describe the job as a JSON-ready dict, mostly read from its ScriptRunConfig."""
+    run_config = config.run_config
+    environment = run_config.environment
+    dependencies = environment.python.conda_dependencies
+    return {
+        "experiment": experiment,
+        "compute_target": run_config.target,
+        "source_directory": config.source_directory,
+        "script": config.script,
+        "arguments": list(config.arguments),
+        "node_count": run_config.node_count,
+        # Without a PyTorchConfiguration, Azure ML starts one process per node.
+        "process_count": run_config.pytorch.process_count or run_config.node_count,
+        "max_run_duration_seconds": run_config.max_run_duration_seconds,
+        "environment": {
+            "name": environment.name,
+            "python": dependencies.get_python_version(),
+            "conda_packages": list(dependencies.conda_packages),
+            "pip_packages": list(dependencies.pip_packages),
+        },
+        "docker_image": environment.docker.base_image,
+        "shm_size": run_config.docker.shm_size,
+        "tags": tags,
+        "datasets": datasets,
+        "snapshot_ignore": ignore_patterns,
+    }
+
+
+def parse_duration(text: str) -> int:
+    """Convert a duration such as '90m', '3.5h' or '2d' to whole seconds."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    seconds = round(float(match[1]) * _DURATION_UNITS[match[2]]) if match else 0
+    if seconds < 1:
+        raise UsageError(
+            f"invalid --max_run_duration {text!r}: use a positive number with the unit s, m, h "
+            "or d, as in 90m, 3.5h or 2d"
+        )
+    return seconds
+
+
+def snapshot_ignore_patterns(snapshot_root: pathlib.Path, output_to: pathlib.Path) -> list[str]:
+    """Return the .amlignore lines for a job: the user's .amlignore and .gitignore, then ours.
+
+    Our exclusions come last, so that no pattern of the user's brings those folders back.
+    """
+    lines: list[str] = []
+    for name in (".amlignore", ".gitignore"):
+        path = snapshot_root / name
+        if path.is_file():
+            lines += path.read_text().splitlines()
+    lines += SNAPSHOT_EXCLUSIONS
+    for folder in (output_to.resolve(), pathlib.Path(sys.prefix).resolve()):
+        # The run folders, and the virtual environment that runs this program, when they lie in
+        # the snapshot.
+        if folder.is_relative_to(snapshot_root) and folder != snapshot_root:
+            lines.append(f"/{folder.relative_to(snapshot_root).as_posix()}/")
+    return lines
+
+
+@contextlib.contextmanager
+def snapshot_ignore_file(snapshot_root: pathlib.Path, patterns: Sequence[str]) -> Iterator[None]:
+    """Write `patterns` into the snapshot's .amlignore for a submission; then restore the file.
+
+    Azure ML reads .amlignore, and .gitignore only when there is no .amlignore. The user's own
+    .amlignore comes back byte for byte, or goes away if there was none, also when submitting fails.
+    """
+    amlignore = snapshot_root / ".amlignore"
+    original = amlignore.read_bytes() if amlignore.exists() else None
+    amlignore.write_text("\n".join(patterns) + "\n")
+    try:
+        yield
+    finally:
+        if original is None:
+            amlignore.unlink(missing_ok=True)
+        else:
+            amlignore.write_bytes(original)
+
+
+def connect_to_workspace(config_path: pathlib.Path | None) -> Any:
+    """Log in and return the workspace that the workspace's config.json names.
+
+    The file is found and checked before logging in. Without a terminal, this never starts an
+    interactive login, which would block the run while it waits for input.
+    """
+    from azureml.core import Workspace
+
+    config_file = find_workspace_config(config_path)
+    try:
+        return Workspace.from_config(path=str(config_file), auth=_create_authentication())
+    except Exception as error:
+        raise _describe_azureml_failure(f"opening the workspace of {config_file}", error) from None
+
+
+def find_workspace_config(config_path: pathlib.Path | None) -> pathlib.Path:
+    """Return the workspace's config.json: `config_path`, or the file that azureml-core finds.
+
+    azureml-core 1.61 looks for .azureml/config.json, then aml_config/config.json, then
+    config.json, each first in the current folder and then in its parents. The file must name
+    the subscription_id, resource_group and workspace_name (or an ARM "Scope" holding them).
+    """
+    if config_path is not None and not config_path.is_file():
+        raise UsageError(f"--workspace_config {config_path}: file not found")
+    if config_path is None:
+        folders = [pathlib.Path.cwd(), *pathlib.Path.cwd().parents]
+        candidates = (
+            folder / subfolder / "config.json"
+            for subfolder in (".azureml", "aml_config", "")
+            for folder in folders
+        )
+        config_path = next((path for path in candidates if path.is_file()), None)
+    if config_path is None:
+        raise UsageError(
+            f"no config.json of an Azure ML workspace in {pathlib.Path.cwd()} or its parent "
+            "folders; download it from the workspace's page in the Azure portal into this "
+            "folder, or pass --workspace_config FILE"
+        )
+
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"{config_path}: not a valid workspace config.json: {error}") from None
+    required = ("subscription_id", "resource_group", "workspace_name")
+    missing = [key for key in required if not isinstance(config, dict) or not config.get(key)]
+    if missing and not (isinstance(config, dict) and config.get("Scope")):
+        raise UsageError(
+            f"{config_path} has no {', '.join(missing)}; download the workspace's config.json "
+            "again from its page in the Azure portal"
+        )
+    return config_path
+
+
+def wait_for_job(azureml_run: Any) -> int:
+    """Stream the job's log until it ends; return 0 if it completed and 1 if it did not."""
+    try:
+        details = azureml_run.wait_for_completion(show_output=True, raise_on_error=False)
+    except KeyboardInterrupt:
+        logger.warning(
+            "Stopped waiting. The job %s keeps running in Azure ML; to cancel it, use the Cancel "
+            "button at %s",
+            azureml_run.id,
+            azureml_run.get_portal_url(),
+        )
+        return 130
+    status = details.get("status")
+    if status != "Completed":
+        logger.error("The job %s ended with status %s", azureml_run.id, status)
+        return 1
+    logger.info("The job %s completed", azureml_run.id)
+    return 0
+
+
+def _import_azureml() -> None:
+    try:
+        import azureml.core  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "--azureml needs azureml-core, which is not installed; install it with "
+            "python -m pip install 'azureml-core>=1.55'"
+        ) from None
+
+
+def _check_snapshot_root(folder: pathlib.Path, container: LightningContainer) -> pathlib.Path:
+    """Return the snapshot root, resolved, after checking that the job's code lies in it."""
+    if not folder.is_dir():
+        raise UsageError(f"--snapshot_root {folder}: folder not found")
+    root = folder.resolve()
+    for role, path in (
+        (PROGRAM, pathlib.Path(__file__)),
+        ("the container's file", pathlib.Path(inspect.getfile(type(container)))),
+    ):
+        if not path.resolve().is_relative_to(root):
+            raise UsageError(
+                f"--snapshot_root {folder}: {role} {path.resolve()} lies outside it, so the job "
+                f"would not have it; pass a folder that contains both {PROGRAM} and the container"
+            )
+    return root
+
+
+def _dataset_input_name(run: Run) -> str | None:
+    """Return the container flag that receives --dataset, after checking it; None without one."""
+    options = run.options
+    if options.dataset is None:
+        if options.dataset_flag is not None:
+            raise UsageError("--dataset_flag needs --dataset NAME, the dataset to give the job")
+        return None
+    flag = run.container_flags.get(options.dataset_flag or "")
+    if flag is None or not _is_path_flag(flag):
+        path_flags = [
+            f"--{name}" for name, flag in run.container_flags.items() if _is_path_flag(flag)
+        ]
+        raise UsageError(
+            f"--dataset needs --dataset_flag naming a path field of {type(run.container).__name__} "
+            f"to receive the dataset's folder, not {options.dataset_flag!r}; its path fields: "
+            f"{', '.join(path_flags) or 'none'}"
+        )
+    return flag.name
+
+
+def _is_path_flag(flag: _Flag) -> bool:
+    parameter = flag.parameter
+    if isinstance(parameter, param.Path):
+        return True
+    return (
+        isinstance(parameter, param.ClassSelector)
+        and inspect.isclass(parameter.class_)
+        and issubclass(parameter.class_, pathlib.PurePath)
+    )
+
+
+def _parse_tags(texts: Sequence[str]) -> dict[str, str]:
+    tags = {}
+    for text in texts:
+        key, separator, value = text.partition("=")
+        if not separator or not key.strip():
+            raise UsageError(f"invalid --tag {text!r}: write it as KEY=VALUE, as in --tag owner=me")
+        tags[key.strip()] = value
+    return tags
+
+
+def _devices_per_node(devices: str, num_nodes: int) -> int:
+    """Return the device count that `--devices` names, for Azure ML's process count."""
+    text = devices.strip()
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    indices = [item for item in text.strip("[]").split(",") if item.strip()]
+    if "," in text and all(item.strip().isdigit() for item in indices):
+        return len(indices)
+    raise UsageError(
+        f"--num_nodes={num_nodes} needs the number of devices per node, but --devices is "
+        f"{devices!r}; set --devices to the number of GPUs of one node of the cluster, as in "
+        "--devices=4"
+    )
+
+
+def _read_conda_file(path: pathlib.Path) -> Any:
+    from azureml.core.conda_dependencies import CondaDependencies
+
+    if not path.is_file():
+        raise UsageError(f"--conda_env {path}: file not found")
+    try:
+        dependencies = CondaDependencies(conda_dependencies_file_path=str(path))
+    # azureml-core reports a malformed file with the errors of its vendored YAML parser.
+    except Exception as error:
+        message = getattr(error, "message", None) or " ".join(str(error).split())
+        raise UsageError(f"--conda_env {path}: invalid conda environment file: {message}") from None
+
+    python = dependencies.get_python_version()
+    if python is None:
+        dependencies.set_python_version(AZUREML_PYTHON_VERSION)
+        return dependencies
+    version = re.match(r"(\d+)\.(\d+)", python)
+    if version is None or (int(version[1]), int(version[2])) < MIN_PYTHON_VERSION:
+        oldest = ".".join(map(str, MIN_PYTHON_VERSION))
+        raise UsageError(
+            f"--conda_env {path}: python={python} is older than {oldest}, the oldest Python that "
+            f"{PROGRAM} runs on; set python={AZUREML_PYTHON_VERSION} in the file"
+        )
+    return dependencies
+
+
+def _package_name(requirement: str) -> str:
+    name = re.split(r"[\s\[<>=!~;@]", requirement.strip(), maxsplit=1)[0]
+    return name.lower().replace("_", "-")
+
+
+def _create_authentication() -> Any:
+    from azureml.core.authentication import (
+        AzureCliAuthentication,
+        InteractiveLoginAuthentication,
+        ServicePrincipalAuthentication,
+    )
+
+    tenant_id, client_id, secret = (os.environ.get(name) for name in SERVICE_PRINCIPAL_ENV)
+    if tenant_id and client_id and secret:
+        logger.info("Logging in to Azure as service principal %s", client_id)
+        return ServicePrincipalAuthentication(
+            tenant_id=tenant_id, service_principal_id=client_id, service_principal_password=secret
+        )
+    if sys.stdin.isatty():
+        # This uses the Azure CLI's login when there is one, and otherwise prompts in the terminal.
+        return InteractiveLoginAuthentication()
+    return AzureCliAuthentication()
+
+
+def _check_cluster(workspace: Any, cluster: str) -> None:
+    try:
+        clusters = sorted(workspace.compute_targets)
+    except Exception as error:
+        raise _describe_azureml_failure("listing the compute targets", error) from None
+    if cluster not in clusters:
+        raise UsageError(
+            f"--cluster {cluster}: workspace {workspace.name} has no compute target of that name; "
+            f"choose one of: {', '.join(clusters) or 'none (create a compute cluster first)'}"
+        )
+
+
+def _get_dataset(workspace: Any, name: str, input_name: str, options: argparse.Namespace) -> Any:
+    """Look up the registered file dataset, and return it as a job input in --dataset_mode."""
+    from azureml.core import Dataset
+    from azureml.data import FileDataset
+    from azureml.exceptions import UserErrorException
+
+    try:
+        dataset = Dataset.get_by_name(workspace, name=name)
+    except UserErrorException as error:
+        raise UsageError(
+            f"--dataset {name}: {_redact(error.message)}; check the name among the data assets "
+            f"of workspace {workspace.name}"
+        ) from None
+    except Exception as error:
+        raise _describe_azureml_failure(f"looking up dataset {name!r}", error) from None
+    if not isinstance(dataset, FileDataset):
+        raise UsageError(
+            f"--dataset {name}: a {type(dataset).__name__}, but only a file dataset can be "
+            "mounted or downloaded; register the files as a file dataset"
+        )
+    named = dataset.as_named_input(input_name)
+    return named.as_mount() if options.dataset_mode == "mount" else named.as_download()
+
+
+def _submit(workspace: Any, experiment: str, config: Any, tags: dict[str, str]) -> Any:
+    from azureml.core import Experiment
+
+    try:
+        return Experiment(workspace, experiment).submit(config, tags=tags)
+    except Exception as error:
+        raise _describe_azureml_failure("submitting the job", error) from None
+
+
+def _describe_azureml_failure(action: str, error: Exception) -> UsageError:
+    """Turn an error of azureml-core or of the network into one line with the likely fix."""
+    import requests
+    from azureml.exceptions import AuthenticationException
+
+    message = _redact(getattr(error, "message", None) or str(error))
+    if isinstance(error, AuthenticationException):
+        return UsageError(
+            f"Azure ML authentication failed while {action}: {message}; log in with 'az login', "
+            "or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET to log in as a "
+            "service principal"
+        )
+    if isinstance(error, requests.exceptions.RequestException):
+        return UsageError(
+            f"cannot reach Azure ML while {action}: {message}; check the network connection "
+            "and any proxy settings, then try again"
+        )
+    return UsageError(f"Azure ML failed while {action}: {type(error).__name__}: {message}")
+
+
+def _redact(text: str) -> str:
+    """Replace the service principal's secret in `text`, so that no message shows it."""
+    secret = os.environ.get("AZURE_CLIENT_SECRET")
+    return " ".join(text.replace(secret, "***").split()) if secret else " ".join(text.split())
+
+
+def _expand_argument_files(arguments: Sequence[str]) -> list[str]:
+    """Replace each @FILE with the lines of that file, one argument per line, as argparse does."""
+    expanded = []
+    for argument in arguments:
+        if argument.startswith("@"):
+            lines = pathlib.Path(argument[1:]).read_text().splitlines()
+            expanded += _expand_argument_files(lines)
+        else:
+            expanded.append(argument)
+    return expanded
+
+
+def _metric_value(value: Any) -> float | None:
+    """Return a metric's value as a float, or None when it is not a single number."""
+    import numpy
+
+    if isinstance(value, torch.Tensor):
+        return float(value.item()) if value.numel() == 1 else None
+    if isinstance(value, (bool, int, float, numpy.bool_, numpy.integer, numpy.floating)):
+        return float(value)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 # The entry point
 # ---------------------------------------------------------------------------------------------
 
@@ -1299,10 +2163,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = configure_run(sys.argv[1:] if argv is None else argv)
         if run is None or run.options.help:
             return 0
+        if run.options.azureml:
+            return submit_to_azureml(run, sys.argv[1:] if argv is None else argv)
         if run.options.dry_run:
             create_trainer(run.container, run.module)
             print("\n".join(resolved_arguments(run)))
             return 0
+        apply_distributed_environment()
         trainer, run_folder = start_run(run)
     except UsageError as error:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
@@ -1388,7 +2255,16 @@ def start_run(run: Run) -> tuple[pl.Trainer, pathlib.Path]:
     disk. An extra DDP process, which runs this script again, joins the first process's folder.
     """
     joined = os.environ.get(RUN_FOLDER_ENV)
-    if joined is not None and os.environ.get("LOCAL_RANK", "0") != "0":
+    job_folders = azureml_job_folders()
+    if job_folders is not None:
+        # Every process of an Azure ML job writes where Azure ML uploads from.
+        run_folder = job_folders.outputs
+        point_module_at(run.module, run_folder, job_folders.logs)
+        trainer = create_trainer(run.container, run.module)
+        run_folder.mkdir(exist_ok=True)
+        if os.environ.get("LOCAL_RANK", "0") == "0":
+            (run_folder / "args.txt").write_text("\n".join(resolved_arguments(run)) + "\n")
+    elif joined is not None and os.environ.get("LOCAL_RANK", "0") != "0":
         run_folder = pathlib.Path(joined)
         point_module_at(run.module, run_folder)
         trainer = create_trainer(run.container, run.module)
@@ -1415,23 +2291,26 @@ def start_run(run: Run) -> tuple[pl.Trainer, pathlib.Path]:
                 continue
         (run_folder / "args.txt").write_text("\n".join(resolved_arguments(run)) + "\n")
 
-    (run_folder / "logs").mkdir(exist_ok=True)
-    configure_logging(run_folder / "logs")
+    logs_folder = typing.cast(OutputParams, run.module).logs_folder
+    logs_folder.mkdir(exist_ok=True)
+    configure_logging(logs_folder)
     logger.info("Run folder: %s", run_folder)
     return trainer, run_folder
 
 
-def point_module_at(module: pl.LightningModule, run_folder: pathlib.Path) -> None:
-    """Set the module's outputs_folder to the run folder, and logs_folder to its logs/."""
+def point_module_at(
+    module: pl.LightningModule, run_folder: pathlib.Path, logs_folder: pathlib.Path | None = None
+) -> None:
+    """Set the module's outputs_folder to the run folder, and logs_folder (default: its logs/)."""
     output_params = typing.cast(OutputParams, module)
     with param.edit_constant(output_params):
         output_params.outputs_folder = run_folder
-        output_params.logs_folder = run_folder / "logs"
+        output_params.logs_folder = run_folder / "logs" if logs_folder is None else logs_folder
 
 
 def train(run: Run, trainer: pl.Trainer, run_folder: pathlib.Path) -> None:
     """Train the module, and leave `checkpoints/last.ckpt` with the final weights."""
-    checkpoint = None
+    checkpoint = azureml_checkpoint_to_resume(run_folder)
     if run.resume is not None:
         checkpoint = run.resume.checkpoint
         logger.info("Resuming from %s", checkpoint)

@@ -10,14 +10,20 @@ import abc
 import csv
 import datetime
 import enum
+import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import time
-from typing import Any
+import types
+from collections.abc import Iterator
+from typing import Any, ClassVar
+from unittest import mock
 
+import numpy
 import param
 import pytest
 import pytorch_lightning as pl
@@ -1129,3 +1135,1097 @@ class MultilineDocContainer(Dummy):
         doc="""The first line,
         and the second line.""",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Azure ML
+# ---------------------------------------------------------------------------------------------
+
+# The value of a service principal's secret, which no output may show.
+SECRET = "s3cret-Value-0f-the-service-principal"
+
+
+class PathContainer(Dummy):
+    """A container with a path field that can receive a dataset, and a free-text field."""
+
+    data_folder = param.Path(default=None, allow_None=True, check_exists=False)
+    note = param.String(default="")
+
+
+class SubmittedRun:
+    """A test double of the run that Experiment.submit returns."""
+
+    def __init__(self, status: str = "Completed", interrupt: bool = False) -> None:
+        self.id = "Dummy_1700000000_abcdef12"
+        self.status = status
+        self.interrupt = interrupt
+
+    def get_portal_url(self) -> str:
+        return f"https://portal.invalid/runs/{self.id}"
+
+    def wait_for_completion(self, show_output: bool, raise_on_error: bool) -> dict[str, str]:
+        if self.interrupt:
+            raise KeyboardInterrupt
+        return {"status": self.status}
+
+
+class ServicePrincipalLogin:
+    """A test double of ServicePrincipalAuthentication that keeps its arguments."""
+
+    def __init__(self, **arguments: str) -> None:
+        self.arguments = arguments
+
+
+class RecordingExperiment:
+    """A test double of azureml.core.Experiment that records each submission."""
+
+    submissions: ClassVar[list[dict[str, Any]]] = []
+    result: ClassVar[SubmittedRun | Exception] = SubmittedRun()
+
+    def __init__(self, workspace: Any, name: str) -> None:
+        self.workspace = workspace
+        self.name = name
+
+    def submit(self, config: Any, tags: dict[str, str]) -> SubmittedRun:
+        amlignore = pathlib.Path(config.source_directory) / ".amlignore"
+        RecordingExperiment.submissions.append(
+            {
+                "experiment": self.name,
+                "config": config,
+                "arguments": list(config.arguments),
+                "tags": tags,
+                "amlignore": amlignore.read_text() if amlignore.exists() else None,
+            }
+        )
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail any test that looks up a host or opens a connection, instead of letting it hang.
+
+    azureml-core catches some network errors and only logs them, so every attempt is recorded
+    and checked after the test.
+    """
+    attempts: list[tuple[Any, ...]] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        attempts.append(args)
+        raise OSError(f"a test tried to reach the network: {args}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    yield
+    assert attempts == [], "the test tried to reach the network"
+
+
+@pytest.fixture(autouse=True)
+def outside_azureml(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Start each test outside Azure ML, without a cached run context, at global rank zero."""
+    monkeypatch.delenv(innereye_min.AZUREML_RUN_ID_ENV, raising=False)
+    # A Trainer sets the rank that Lightning's rank_zero_only reads; monkeypatch restores it.
+    monkeypatch.setattr(innereye_min.rank_zero_only, "rank", 0)
+    get_azureml_run = innereye_min.get_azureml_run
+    get_azureml_run.cache_clear()
+    yield
+    get_azureml_run.cache_clear()
+
+
+@pytest.fixture
+def workspace_edge(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> dict[str, Any]:
+    """Replace the network edge: the workspace lookup, the submission and the dataset lookup."""
+    import azureml.core
+    import azureml.core.authentication
+
+    calls: dict[str, Any] = {"auth": [], "config_path": []}
+    workspace = types.SimpleNamespace(name="ws", compute_targets={"gpu": object()})
+
+    def from_config(path: str, auth: Any) -> Any:
+        calls["config_path"].append(path)
+        calls["auth"].append(auth)
+        return workspace
+
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({"subscription_id": "sub", "resource_group": "rg", "workspace_name": "ws"})
+    )
+    monkeypatch.setattr(azureml.core.Workspace, "from_config", staticmethod(from_config))
+    # Creating azureml-core's authentication objects looks up Azure's cloud endpoints.
+    monkeypatch.setattr(
+        azureml.core.authentication, "ServicePrincipalAuthentication", ServicePrincipalLogin
+    )
+    monkeypatch.setattr(azureml.core, "Experiment", RecordingExperiment)
+    RecordingExperiment.submissions = []
+    RecordingExperiment.result = SubmittedRun()
+    # A service principal keeps the login offline; its secret must never be shown.
+    monkeypatch.setenv("AZURE_TENANT_ID", "tenant")
+    monkeypatch.setenv("AZURE_CLIENT_ID", "client")
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", SECRET)
+    calls["workspace_config"] = config
+    return calls
+
+
+@pytest.fixture
+def repository_amlignore() -> Iterator[pathlib.Path]:
+    """The .amlignore of the repository, which a submission writes; restored after the test."""
+    path = REPO / ".amlignore"
+    original = path.read_bytes() if path.exists() else None
+    yield path
+    if original is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(original)
+
+
+def submit_arguments(*extra: str) -> list[str]:
+    """Return the arguments of a submission of the example container to the cluster 'gpu'."""
+    return [
+        "--model",
+        "example_container.Dummy",
+        "--azureml",
+        "--cluster",
+        "gpu",
+        "--snapshot_root",
+        str(REPO),
+        *extra,
+    ]
+
+
+def run_dry_run(capsys: pytest.CaptureFixture[str], *arguments: str) -> dict[str, Any]:
+    """Run `--azureml --dry_run` in this process and return the printed job."""
+    exit_code = innereye_min.main([*submit_arguments(*arguments), "--dry_run"])
+    captured = capsys.readouterr()
+    assert exit_code == 0, captured.err
+    job: dict[str, Any] = json.loads(captured.out)
+    return job
+
+
+def test_local_run_loads_no_azureml(tmp_path: pathlib.Path) -> None:
+    code = (
+        "import sys, innereye_min\n"
+        "exit_code = innereye_min.main(sys.argv[1:])\n"
+        "print([m for m in sys.modules if m.startswith('azureml')])\n"
+        "sys.exit(exit_code)\n"
+    )
+    arguments = ["--model", "example_container.Dummy", "--num_epochs", "1", "--accelerator", "cpu"]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *arguments, "--output_to", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_dry_run_one_node_job(capsys: pytest.CaptureFixture[str]) -> None:
+    job = run_dry_run(capsys, "--num_epochs", "3", "--tag", "owner=team a")
+
+    assert job["experiment"] == "Dummy"
+    assert job["compute_target"] == "gpu"
+    assert job["source_directory"] == str(REPO)
+    assert job["script"] == "innereye_min.py"
+    assert job["arguments"] == [
+        "--model",
+        "example_container.Dummy",
+        "--cluster",
+        "gpu",
+        "--snapshot_root",
+        str(REPO),
+        "--num_epochs",
+        "3",
+        "--tag",
+        "owner=team a",
+    ]
+    assert job["node_count"] == 1
+    assert job["process_count"] == 1
+    assert job["max_run_duration_seconds"] == 30 * 24 * 3600
+    assert job["docker_image"] == innereye_min.AZUREML_DOCKER_IMAGE
+    assert job["shm_size"] == innereye_min.AZUREML_SHM_SIZE
+    assert job["datasets"] == []
+
+
+def test_dry_run_environment_from_requirements(capsys: pytest.CaptureFixture[str]) -> None:
+    environment = run_dry_run(capsys)["environment"]
+
+    assert environment["python"] == innereye_min.AZUREML_PYTHON_VERSION
+    assert "pip" in environment["conda_packages"]
+    assert "torch>=2.1,<3" in environment["pip_packages"]
+    assert "azureml-core>=1.55" in environment["pip_packages"]
+    assert not any(package.startswith("#") for package in environment["pip_packages"])
+    assert environment["name"].startswith("innereye_min-")
+
+
+def test_docker_image_is_tagged() -> None:
+    name, _, tag = innereye_min.AZUREML_DOCKER_IMAGE.rpartition(":")
+    assert "cuda" in name
+    assert tag and "/" not in tag
+    assert tag != "latest"
+
+
+def test_dry_run_tags(capsys: pytest.CaptureFixture[str]) -> None:
+    tags = run_dry_run(capsys, "--tag", "owner=team a", "--tag", "purpose=test")["tags"]
+
+    assert tags["container"] == "example_container.Dummy"
+    assert tags["command_line"].startswith("innereye_min.py --model example_container.Dummy")
+    assert "--tag 'owner=team a'" in tags["command_line"]
+    assert "--azureml" not in tags["command_line"]
+    assert tags["owner"] == "team a"
+    assert tags["purpose"] == "test"
+
+
+def test_dry_run_two_nodes_four_devices(capsys: pytest.CaptureFixture[str]) -> None:
+    job = run_dry_run(capsys, "--num_nodes", "2", "--devices", "4")
+
+    assert job["node_count"] == 2
+    assert job["process_count"] == 8
+    assert job["arguments"][-4:] == ["--num_nodes", "2", "--devices", "4"]
+
+
+def test_two_node_config_uses_pytorch_configuration() -> None:
+    from azureml.core.runconfig import PyTorchConfiguration
+
+    run = innereye_min.configure_run(submit_arguments("--num_nodes=2", "--devices=0,1,2,3"))
+    assert run is not None
+    config = innereye_min.create_script_run_config(run, REPO, ["--num_nodes=2"])
+
+    assert isinstance(config.run_config.pytorch, PyTorchConfiguration)
+    assert config.run_config.pytorch.node_count == 2
+    assert config.run_config.pytorch.process_count == 8
+    assert config.run_config.node_count == 2
+    assert config.run_config.framework == "PyTorch"
+
+
+def test_dry_run_two_nodes_without_device_count(capsys: pytest.CaptureFixture[str]) -> None:
+    exit_code = innereye_min.main([*submit_arguments("--num_nodes", "2"), "--dry_run"])
+
+    assert exit_code == 2
+    assert capsys.readouterr().err == (
+        "innereye_min.py: error: --num_nodes=2 needs the number of devices per node, but "
+        "--devices is 'auto'; set --devices to the number of GPUs of one node of the cluster, "
+        "as in --devices=4\n"
+    )
+
+
+def test_dry_run_command_line_exit_code() -> None:
+    result = run_cli(*submit_arguments("--num_epochs=2"), "--dry_run", cwd=REPO)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["arguments"][-1] == "--num_epochs=2"
+
+
+def test_missing_cluster_command_line(tmp_path: pathlib.Path) -> None:
+    arguments = ["--model", "example_container.Dummy", "--azureml", "--output_to", "runs"]
+    result = run_cli(*arguments, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        "innereye_min.py: error: --azureml needs --cluster NAME, the compute cluster of the "
+        "workspace to run the job on\n"
+    )
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "forms",
+    [
+        ["--azureml"],
+        ["--azureml=true"],
+        ["--azureml", "true"],
+        ["--azureml", "YES"],
+        ["--azureml=1"],
+        ["--no-azureml", "--azureml"],
+        ["--azureml", "--dry_run"],
+        ["--azureml", "--dry_run", "false"],
+        ["--azureml", "--dry_run=on", "--no-dry_run"],
+    ],
+)
+def test_job_arguments_remove_submit_flags(forms: list[str]) -> None:
+    argv = ["--model", "example_container.Dummy", *forms, "--num_epochs", "2"]
+
+    assert innereye_min.job_arguments(argv) == [
+        "--model",
+        "example_container.Dummy",
+        "--num_epochs",
+        "2",
+    ]
+
+
+def test_job_arguments_keep_other_values() -> None:
+    argv = ["--tag", "note=--azureml", "--note", "two  words", "--azureml", "--num_epochs", "3"]
+
+    assert innereye_min.job_arguments(argv) == [
+        "--tag",
+        "note=--azureml",
+        "--note",
+        "two  words",
+        "--num_epochs",
+        "3",
+    ]
+
+
+def test_job_arguments_round_trip(tmp_path: pathlib.Path) -> None:
+    arguments_file = tmp_path / "args.txt"
+    arguments_file.write_text("--note=a value with  spaces\n--azureml\n--hidden_size=8\n")
+    argv = [
+        "--model",
+        "test_innereye_min.PathContainer",
+        f"@{arguments_file}",
+        "--azureml",
+        "yes",
+        "--cluster",
+        "gpu",
+        "--tag",
+        "owner=team a",
+        "--learning_rate",
+        "0.5",
+        "--azureml=true",
+        "--dry_run",
+    ]
+    submitted = innereye_min.job_arguments(argv)
+    local = innereye_min.configure_run(argv)
+    remote = innereye_min.configure_run(submitted)
+    assert local is not None
+    assert remote is not None
+
+    assert "--note=a value with  spaces" in submitted
+    assert innereye_min.resolved_arguments(remote) == innereye_min.resolved_arguments(local)
+    assert remote.container.note == "a value with  spaces"
+    assert remote.options.tag == ["owner=team a"]
+    assert remote.options.cluster == "gpu"
+    assert remote.options.azureml is False
+    assert remote.options.dry_run is False
+    assert vars(remote.options) == {**vars(local.options), "azureml": False, "dry_run": False}
+
+
+def test_missing_config_json(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, workspace_edge: dict[str, Any]
+) -> None:
+    workspace_edge["workspace_config"].unlink()
+    monkeypatch.chdir(tmp_path)
+
+    with pytest.raises(innereye_min.UsageError, match=r"no config\.json of an Azure ML workspace"):
+        innereye_min.connect_to_workspace(None)
+    assert workspace_edge["auth"] == []
+
+
+def test_missing_workspace_config_file(tmp_path: pathlib.Path) -> None:
+    missing = tmp_path / "nowhere.json"
+
+    with pytest.raises(innereye_min.UsageError, match=r"^--workspace_config .*: file not found$"):
+        innereye_min.find_workspace_config(missing)
+
+
+def test_incomplete_config_json(tmp_path: pathlib.Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text('{"subscription_id": "sub"}')
+
+    with pytest.raises(
+        innereye_min.UsageError, match=r"config\.json has no resource_group, workspace_name; "
+    ):
+        innereye_min.find_workspace_config(config)
+
+
+def test_config_json_found_in_azureml_folder(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / ".azureml" / "config.json"
+    config.parent.mkdir()
+    config.write_text('{"subscription_id": "s", "resource_group": "r", "workspace_name": "w"}')
+    (tmp_path / "code").mkdir()
+    monkeypatch.chdir(tmp_path / "code")
+
+    assert innereye_min.find_workspace_config(None) == config
+
+
+def test_missing_config_json_command_line(tmp_path: pathlib.Path) -> None:
+    arguments = ["--model", "example_container.Dummy", "--azureml", "--cluster", "gpu"]
+    result = run_cli(*arguments, "--snapshot_root", str(REPO), cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("innereye_min.py: error: no config.json of an Azure ML ")
+    assert len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_terminal_never_logs_in_interactively(
+    monkeypatch: pytest.MonkeyPatch, workspace_edge: dict[str, Any]
+) -> None:
+    import azureml.core.authentication as authentication
+
+    class NoInteractiveLogin:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise AssertionError("an interactive login started without a terminal")
+
+    class AzureCliLogin:
+        """Stands in for AzureCliAuthentication, which needs the Azure CLI installed."""
+
+    monkeypatch.setattr(authentication, "InteractiveLoginAuthentication", NoInteractiveLogin)
+    monkeypatch.setattr(authentication, "AzureCliAuthentication", AzureCliLogin)
+    monkeypatch.setattr(sys, "stdin", open(os.devnull))  # noqa: SIM115
+    for name in innereye_min.SERVICE_PRINCIPAL_ENV:
+        monkeypatch.delenv(name)
+
+    innereye_min.connect_to_workspace(workspace_edge["workspace_config"])
+
+    assert [type(auth) for auth in workspace_edge["auth"]] == [AzureCliLogin]
+
+
+def test_no_terminal_without_azure_cli(
+    monkeypatch: pytest.MonkeyPatch, workspace_edge: dict[str, Any]
+) -> None:
+    from azureml.exceptions import AuthenticationException
+
+    def no_azure_cli() -> Any:
+        raise AuthenticationException("azure-cli package is not installed.")
+
+    import azureml.core.authentication as authentication
+
+    monkeypatch.setattr(authentication, "AzureCliAuthentication", no_azure_cli)
+    monkeypatch.setattr(sys, "stdin", open(os.devnull))  # noqa: SIM115
+    for name in innereye_min.SERVICE_PRINCIPAL_ENV:
+        monkeypatch.delenv(name)
+
+    with pytest.raises(innereye_min.UsageError) as raised:
+        innereye_min.connect_to_workspace(workspace_edge["workspace_config"])
+    config_file = workspace_edge["workspace_config"]
+    assert str(raised.value) == (
+        f"Azure ML authentication failed while opening the workspace of {config_file}: "
+        "azure-cli package is not installed.; log in with 'az login', or set AZURE_TENANT_ID, "
+        "AZURE_CLIENT_ID and AZURE_CLIENT_SECRET to log in as a service principal"
+    )
+
+
+def test_service_principal_login(workspace_edge: dict[str, Any]) -> None:
+    workspace = innereye_min.connect_to_workspace(workspace_edge["workspace_config"])
+
+    [auth] = workspace_edge["auth"]
+    assert workspace.name == "ws"
+    assert isinstance(auth, ServicePrincipalLogin)
+    assert auth.arguments == {
+        "tenant_id": "tenant",
+        "service_principal_id": "client",
+        "service_principal_password": SECRET,
+    }
+    assert workspace_edge["config_path"] == [str(workspace_edge["workspace_config"])]
+
+
+def test_authentication_failure_hides_secret(
+    monkeypatch: pytest.MonkeyPatch, workspace_edge: dict[str, Any]
+) -> None:
+    import azureml.core
+    from azureml.exceptions import AuthenticationException
+
+    def refuse(path: str, auth: Any) -> Any:
+        raise AuthenticationException(f"invalid client secret {SECRET} for client")
+
+    monkeypatch.setattr(azureml.core.Workspace, "from_config", staticmethod(refuse))
+
+    with pytest.raises(innereye_min.UsageError) as raised:
+        innereye_min.connect_to_workspace(workspace_edge["workspace_config"])
+    config_file = workspace_edge["workspace_config"]
+    assert str(raised.value).startswith(
+        f"Azure ML authentication failed while opening the workspace of {config_file}: "
+        "invalid client secret *** for client; log in with"
+    )
+    assert SECRET not in str(raised.value)
+
+
+def test_network_failure_message(
+    monkeypatch: pytest.MonkeyPatch, workspace_edge: dict[str, Any]
+) -> None:
+    import azureml.core
+    import requests
+
+    def unreachable(path: str, auth: Any) -> Any:
+        raise requests.exceptions.ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(azureml.core.Workspace, "from_config", staticmethod(unreachable))
+
+    with pytest.raises(
+        innereye_min.UsageError,
+        match=r"^cannot reach Azure ML while opening the workspace of .*config\.json: Name or "
+        r"service not known; check the network connection",
+    ):
+        innereye_min.connect_to_workspace(workspace_edge["workspace_config"])
+
+
+def test_submission_prints_run_and_portal(
+    capsys: pytest.CaptureFixture[str],
+    workspace_edge: dict[str, Any],
+    repository_amlignore: pathlib.Path,
+) -> None:
+    config = str(workspace_edge["workspace_config"])
+    exit_code = innereye_min.main(
+        submit_arguments("--workspace_config", config, "--experiment", "e1")
+    )
+    captured = capsys.readouterr()
+
+    assert exit_code == 0, captured.err
+    assert captured.out == (
+        "Submitted run Dummy_1700000000_abcdef12 to experiment e1\n"
+        "https://portal.invalid/runs/Dummy_1700000000_abcdef12\n"
+    )
+    [submission] = RecordingExperiment.submissions
+    assert submission["experiment"] == "e1"
+    assert "--azureml" not in submission["arguments"]
+    assert submission["config"].run_config.target == "gpu"
+    assert SECRET not in captured.out + captured.err
+
+
+def test_submission_rejects_unknown_cluster(
+    capsys: pytest.CaptureFixture[str], workspace_edge: dict[str, Any]
+) -> None:
+    argv = submit_arguments("--workspace_config", str(workspace_edge["workspace_config"]))
+    argv[argv.index("gpu")] = "cpu-small"
+
+    assert innereye_min.main(argv) == 2
+    assert capsys.readouterr().err == (
+        "innereye_min.py: error: --cluster cpu-small: workspace ws has no compute target of that "
+        "name; choose one of: gpu\n"
+    )
+    assert RecordingExperiment.submissions == []
+
+
+def test_amlignore_restored_after_failed_submission(
+    capsys: pytest.CaptureFixture[str],
+    workspace_edge: dict[str, Any],
+    repository_amlignore: pathlib.Path,
+) -> None:
+    from azureml.exceptions import SnapshotException
+
+    original = b"# the user's own\r\ndata/\nno newline at the end"
+    repository_amlignore.write_bytes(original)
+    RecordingExperiment.result = SnapshotException("snapshot is larger than 300 MB")
+    argv = submit_arguments("--workspace_config", str(workspace_edge["workspace_config"]))
+
+    exit_code = innereye_min.main(argv)
+
+    assert exit_code == 2
+    assert capsys.readouterr().err == (
+        "innereye_min.py: error: Azure ML failed while submitting the job: SnapshotException: "
+        "snapshot is larger than 300 MB\n"
+    )
+    assert repository_amlignore.read_bytes() == original
+    written = RecordingExperiment.submissions[0]["amlignore"].splitlines()
+    assert written[:3] == ["# the user's own", "data/", "no newline at the end"]
+    assert ".git" in written
+    assert ".venv/" in written
+    assert "__pycache__/" in written
+    assert "/outputs/" in written
+
+
+def test_amlignore_removed_when_user_had_none(
+    workspace_edge: dict[str, Any], repository_amlignore: pathlib.Path
+) -> None:
+    repository_amlignore.unlink(missing_ok=True)
+    RecordingExperiment.result = RuntimeError("service unavailable")
+    argv = submit_arguments("--workspace_config", str(workspace_edge["workspace_config"]))
+
+    assert innereye_min.main(argv) == 2
+    assert RecordingExperiment.submissions[0]["amlignore"] is not None
+    assert not repository_amlignore.exists()
+
+
+def test_snapshot_ignore_merges_gitignore(tmp_path: pathlib.Path) -> None:
+    (tmp_path / ".gitignore").write_text("build/\n")
+    (tmp_path / ".amlignore").write_text("data/\n")
+
+    patterns = innereye_min.snapshot_ignore_patterns(tmp_path, tmp_path / "runs" / "today")
+
+    assert patterns[:2] == ["data/", "build/"]
+    assert patterns[-1] == "/runs/today/"
+    assert patterns[2:-1] == list(innereye_min.SNAPSHOT_EXCLUSIONS)
+
+
+@pytest.mark.parametrize("status, expected_exit_code", [("Completed", 0), ("Failed", 1)])
+def test_wait_for_completion_exit_code(
+    capsys: pytest.CaptureFixture[str],
+    workspace_edge: dict[str, Any],
+    repository_amlignore: pathlib.Path,
+    status: str,
+    expected_exit_code: int,
+) -> None:
+    RecordingExperiment.result = SubmittedRun(status=status)
+    argv = submit_arguments("--workspace_config", str(workspace_edge["workspace_config"]))
+
+    assert innereye_min.main([*argv, "--wait_for_completion"]) == expected_exit_code
+
+
+def test_ctrl_c_while_waiting_leaves_job_running(
+    caplog: pytest.LogCaptureFixture,
+    workspace_edge: dict[str, Any],
+    repository_amlignore: pathlib.Path,
+) -> None:
+    RecordingExperiment.result = SubmittedRun(interrupt=True)
+    argv = submit_arguments("--workspace_config", str(workspace_edge["workspace_config"]))
+
+    exit_code = innereye_min.main([*argv, "--wait_for_completion"])
+
+    assert exit_code == 130
+    assert (
+        "Stopped waiting. The job Dummy_1700000000_abcdef12 keeps running in Azure ML; to "
+        "cancel it, use the Cancel button at https://portal.invalid/runs/"
+    ) in caplog.text
+
+
+def test_dry_run_and_submission_show_no_secret(
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    workspace_edge: dict[str, Any],
+    repository_amlignore: pathlib.Path,
+) -> None:
+    argv = submit_arguments("--workspace_config", str(workspace_edge["workspace_config"]))
+
+    assert innereye_min.main([*argv, "--dry_run"]) == 0
+    assert innereye_min.main(argv) == 0
+    captured = capsys.readouterr()
+
+    assert SECRET not in captured.out
+    assert SECRET not in captured.err
+    assert SECRET not in caplog.text
+    assert SECRET not in json.dumps(RecordingExperiment.submissions[0]["tags"])
+
+
+def test_dataset_mounted_into_container_flag(
+    monkeypatch: pytest.MonkeyPatch,
+    workspace_edge: dict[str, Any],
+    repository_amlignore: pathlib.Path,
+) -> None:
+    import azureml.core
+    from azureml.data import FileDataset
+    from azureml.data.dataset_consumption_config import DatasetConsumptionConfig
+
+    looked_up = []
+
+    def get_by_name(workspace: Any, name: str) -> FileDataset:
+        looked_up.append(name)
+        return FileDataset()
+
+    monkeypatch.setattr(azureml.core.Dataset, "get_by_name", staticmethod(get_by_name))
+    argv = submit_arguments(
+        "--workspace_config",
+        str(workspace_edge["workspace_config"]),
+        "--dataset",
+        "images",
+        "--dataset_flag",
+        "data_folder",
+        "--dataset_mode",
+        "download",
+    )
+    argv[argv.index("example_container.Dummy")] = "test_innereye_min.PathContainer"
+
+    assert innereye_min.main(argv) == 0
+    assert looked_up == ["images"]
+    config = RecordingExperiment.submissions[0]["config"]
+    flag, dataset_input = config.arguments[-2:]
+    assert flag == "--data_folder"
+    assert isinstance(dataset_input, DatasetConsumptionConfig)
+    assert dataset_input.name == "data_folder"
+    assert dataset_input.mode == "download"
+    pip_packages = list(config.run_config.environment.python.conda_dependencies.pip_packages)
+    assert "azureml-dataset-runtime[fuse]" in pip_packages
+
+
+def test_dry_run_shows_dataset(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        *submit_arguments("--dataset", "images", "--dataset_flag", "data_folder"),
+        "--dry_run",
+    ]
+    argv[argv.index("example_container.Dummy")] = "test_innereye_min.PathContainer"
+
+    assert innereye_min.main(argv) == 0
+    job = json.loads(capsys.readouterr().out)
+
+    assert job["datasets"] == [{"name": "images", "mode": "mount", "flag": "--data_folder"}]
+    assert job["arguments"][-2:] == ["--data_folder", "DatasetConsumptionConfig:data_folder"]
+
+
+def test_dataset_needs_path_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [*submit_arguments("--dataset", "images", "--dataset_flag", "note"), "--dry_run"]
+    argv[argv.index("example_container.Dummy")] = "test_innereye_min.PathContainer"
+
+    assert innereye_min.main(argv) == 2
+    assert capsys.readouterr().err == (
+        "innereye_min.py: error: --dataset needs --dataset_flag naming a path field of "
+        "PathContainer to receive the dataset's folder, not 'note'; its path fields: "
+        "--data_folder\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, seconds", [("90m", 5400), ("3.5h", 12600), ("2d", 172800), ("45s", 45)]
+)
+def test_parse_duration(text: str, seconds: int) -> None:
+    assert innereye_min.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["90", "1.5 weeks", "0m", "-2h", "h"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(
+        innereye_min.UsageError,
+        match=rf"^invalid --max_run_duration '{text}': use a positive number with the unit",
+    ):
+        innereye_min.parse_duration(text)
+
+
+def test_invalid_experiment_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert innereye_min.main([*submit_arguments("--experiment", "my run"), "--dry_run"]) == 2
+    assert capsys.readouterr().err == (
+        "innereye_min.py: error: invalid experiment name 'my run': Azure ML needs 1 to 255 "
+        "letters, digits, '_' and '-', starting with a letter or digit; choose one with "
+        "--experiment NAME\n"
+    )
+
+
+def test_invalid_tag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert innereye_min.main([*submit_arguments("--tag", "owner"), "--dry_run"]) == 2
+    assert capsys.readouterr().err == (
+        "innereye_min.py: error: invalid --tag 'owner': write it as KEY=VALUE, as in "
+        "--tag owner=me\n"
+    )
+
+
+def test_snapshot_root_must_contain_program(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    argv = [*submit_arguments(), "--snapshot_root", str(tmp_path), "--dry_run"]
+
+    assert innereye_min.main(argv) == 2
+    assert capsys.readouterr().err.startswith(
+        f"innereye_min.py: error: --snapshot_root {tmp_path}: innereye_min.py "
+        f"{REPO / 'innereye_min.py'} lies outside it"
+    )
+
+
+def test_conda_env_without_python(tmp_path: pathlib.Path) -> None:
+    conda_file = tmp_path / "environment.yml"
+    conda_file.write_text("name: job\ndependencies:\n  - numpy\n")
+
+    environment = innereye_min.create_environment(conda_file, with_dataset=False)
+    dependencies = environment.python.conda_dependencies
+
+    assert dependencies.get_python_version() == innereye_min.AZUREML_PYTHON_VERSION
+    assert "azureml-core" in list(dependencies.pip_packages)
+    assert environment.docker.base_image == innereye_min.AZUREML_DOCKER_IMAGE
+
+
+def test_conda_env_with_old_python(tmp_path: pathlib.Path) -> None:
+    conda_file = tmp_path / "environment.yml"
+    conda_file.write_text("name: job\ndependencies:\n  - python=3.8\n  - pip\n")
+
+    with pytest.raises(
+        innereye_min.UsageError,
+        match=r"python=3\.8 is older than 3\.10, the oldest Python that innereye_min\.py runs on",
+    ):
+        innereye_min.create_environment(conda_file, with_dataset=False)
+
+
+def test_conda_env_missing(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(innereye_min.UsageError, match=r"^--conda_env .*: file not found$"):
+        innereye_min.create_environment(tmp_path / "missing.yml", with_dataset=False)
+
+
+def test_environment_name_follows_contents(tmp_path: pathlib.Path) -> None:
+    conda_file = tmp_path / "environment.yml"
+    conda_file.write_text("name: job\ndependencies:\n  - python=3.11\n  - pip\n")
+    first = innereye_min.create_environment(conda_file, with_dataset=False).name
+    second = innereye_min.create_environment(conda_file, with_dataset=False).name
+    conda_file.write_text("name: job\ndependencies:\n  - python=3.12\n  - pip\n")
+    changed = innereye_min.create_environment(conda_file, with_dataset=False).name
+
+    assert first == second
+    assert changed != first
+
+
+def test_missing_azureml_core(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "azureml", None)
+    monkeypatch.setitem(sys.modules, "azureml.core", None)
+
+    assert innereye_min.main([*submit_arguments(), "--dry_run"]) == 2
+    assert capsys.readouterr().err == (
+        "innereye_min.py: error: --azureml needs azureml-core, which is not installed; install "
+        "it with python -m pip install 'azureml-core>=1.55'\n"
+    )
+
+
+def recording_run() -> Any:
+    """Return a test double of an Azure ML run that checks every call against Run's signature."""
+    from azureml.core import Run
+
+    return mock.create_autospec(Run, instance=True)
+
+
+def test_logger_logs_single_numbers() -> None:
+    run = recording_run()
+    azureml_logger = innereye_min.AzureMLLogger(run)
+
+    azureml_logger.log_metrics(
+        {
+            "loss": torch.tensor([0.5]),
+            " val/acc (%) ": numpy.float32(0.25),
+            "count": numpy.int64(3),
+            "improved": True,
+            "epoch": 2,
+        },
+        step=7,
+    )
+
+    assert run.log.call_args_list == [
+        mock.call("loss", 0.5, step=7),
+        mock.call("val/acc ___", 0.25, step=7),
+        mock.call("count", 3.0, step=7),
+        mock.call("improved", 1.0, step=7),
+        mock.call("epoch", 2.0, step=7),
+    ]
+    assert all(type(call.args[1]) is float for call in run.log.call_args_list)
+
+
+def test_logger_skips_other_values_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    run = recording_run()
+    azureml_logger = innereye_min.AzureMLLogger(run)
+
+    for step in range(3):
+        azureml_logger.log_metrics({"weights": torch.ones(3), "label": "cat"}, step=step)
+
+    run.log.assert_not_called()
+    warnings = [record.getMessage() for record in caplog.records if record.name == "innereye_min"]
+    assert warnings == [
+        "Azure ML logger: skipping metric 'weights', whose value of type Tensor is not a single "
+        "number",
+        "Azure ML logger: skipping metric 'label', whose value of type str is not a single number",
+    ]
+
+
+def test_logger_logs_hyperparameters_once() -> None:
+    run = recording_run()
+    azureml_logger = innereye_min.AzureMLLogger(run)
+
+    azureml_logger.log_hyperparams({"learning_rate": 0.01, "hidden_size": 16})
+    azureml_logger.log_hyperparams({"learning_rate": 0.5})
+
+    run.log_table.assert_called_once_with(
+        "hyperparameters", {"name": ["learning_rate", "hidden_size"], "value": ["0.01", "16"]}
+    )
+
+
+def test_logger_flushes_when_training_ends() -> None:
+    run = recording_run()
+
+    innereye_min.AzureMLLogger(run).finalize("success")
+
+    run.flush.assert_called_once_with()
+
+
+def test_logger_logs_from_rank_zero_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = recording_run()
+    azureml_logger = innereye_min.AzureMLLogger(run)
+    monkeypatch.setattr(innereye_min.rank_zero_only, "rank", 1)
+
+    azureml_logger.log_metrics({"loss": 1.0}, step=1)
+    azureml_logger.log_hyperparams({"learning_rate": 0.01})
+    azureml_logger.finalize("success")
+
+    assert run.mock_calls == []
+
+
+def test_logger_with_offline_run_does_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    from azureml.core import Run
+
+    offline_run = Run.get_context()
+    azureml_logger = innereye_min.AzureMLLogger(offline_run)
+
+    azureml_logger.log_metrics({"loss": 1.0}, step=1)
+    azureml_logger.log_hyperparams({"learning_rate": 0.01})
+    azureml_logger.finalize("success")
+
+    assert azureml_logger.enabled is False
+    assert azureml_logger.version == offline_run.id
+    # The offline run prints every call that it gets.
+    assert capsys.readouterr().out == ""
+
+
+def test_logger_outside_azureml_does_nothing() -> None:
+    azureml_logger = innereye_min.AzureMLLogger()
+
+    azureml_logger.log_metrics({"loss": 1.0}, step=1)
+    azureml_logger.finalize("success")
+
+    assert azureml_logger.run is None
+    assert azureml_logger.enabled is False
+
+
+def test_incomplete_job_context_is_no_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the other job variables, azureml-core returns an offline run, offline.
+    monkeypatch.setenv(innereye_min.AZUREML_RUN_ID_ENV, "a_run")
+
+    assert innereye_min.get_azureml_run() is None
+
+
+def test_pytorch_job_variables_reach_lightning(monkeypatch: pytest.MonkeyPatch) -> None:
+    job_variables = {
+        "MASTER_ADDR": "10.0.0.4",
+        "MASTER_PORT": "6105",
+        "NODE_RANK": "1",
+        "LOCAL_RANK": "1",
+        "WORLD_SIZE": "4",
+        "RANK": "3",
+    }
+    for name, value in job_variables.items():
+        monkeypatch.setenv(name, value)
+
+    assert innereye_min.distributed_environment_variables(os.environ) == {}
+    trainer = pl.Trainer(accelerator="cpu", devices=2, num_nodes=2, strategy="ddp", logger=False)
+
+    assert trainer.node_rank == 1
+    assert trainer.local_rank == 1
+    assert trainer.global_rank == 3
+    assert trainer.world_size == 4
+    environment = trainer.strategy.cluster_environment
+    assert environment.main_address == "10.0.0.4"
+    assert environment.main_port == 6105
+    innereye_min.check_world_size(trainer, os.environ)
+
+
+def test_mpi_job_variables() -> None:
+    mpi_variables = {
+        "OMPI_COMM_WORLD_RANK": "6",
+        "OMPI_COMM_WORLD_SIZE": "8",
+        "OMPI_COMM_WORLD_LOCAL_RANK": "2",
+        "OMPI_COMM_WORLD_LOCAL_SIZE": "4",
+        "AZ_BATCH_MASTER_NODE": "10.0.0.4:6105",
+    }
+
+    assert innereye_min.distributed_environment_variables(mpi_variables) == {
+        "MASTER_ADDR": "10.0.0.4",
+        "MASTER_PORT": "6105",
+        "NODE_RANK": "1",
+        "LOCAL_RANK": "2",
+        "WORLD_SIZE": "8",
+        "RANK": "6",
+    }
+
+
+def test_mpi_job_variables_reach_lightning(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "OMPI_COMM_WORLD_RANK": "5",
+        "OMPI_COMM_WORLD_SIZE": "8",
+        "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+        "OMPI_COMM_WORLD_LOCAL_SIZE": "4",
+        "AZ_BATCH_MASTER_NODE": "10.0.0.4:6105",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "RANK"):
+        # Setting first makes monkeypatch remove what apply_distributed_environment sets.
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+    innereye_min.apply_distributed_environment()
+    trainer = pl.Trainer(accelerator="cpu", devices=4, num_nodes=2, strategy="ddp", logger=False)
+
+    assert innereye_min.rank_zero_only.rank == 5
+    assert trainer.node_rank == 1
+    assert trainer.local_rank == 1
+    assert trainer.global_rank == 5
+    assert trainer.strategy.cluster_environment.main_address == "10.0.0.4"
+    innereye_min.check_world_size(trainer, os.environ)
+
+
+def test_missing_variables_mean_one_node() -> None:
+    assert innereye_min.distributed_environment_variables({}) == {}
+    assert innereye_min.distributed_environment_variables({"OMPI_COMM_WORLD_RANK": "0"}) == {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": innereye_min.SINGLE_NODE_MASTER_PORT,
+        "NODE_RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "RANK": "0",
+    }
+
+
+def test_mpi_on_several_nodes_needs_master() -> None:
+    mpi_variables = {
+        "OMPI_COMM_WORLD_RANK": "0",
+        "OMPI_COMM_WORLD_SIZE": "8",
+        "OMPI_COMM_WORLD_LOCAL_SIZE": "4",
+    }
+
+    with pytest.raises(
+        innereye_min.UsageError,
+        match=r"^an MPI job with 8 processes on 2 nodes has no AZ_BATCH_MASTER_NODE",
+    ):
+        innereye_min.distributed_environment_variables(mpi_variables)
+
+
+def test_world_size_mismatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"LOCAL_RANK": "0", "NODE_RANK": "0", "WORLD_SIZE": "8"}.items():
+        monkeypatch.setenv(name, value)
+    trainer = pl.Trainer(accelerator="cpu", devices=2, num_nodes=2, strategy="ddp", logger=False)
+
+    with pytest.raises(
+        innereye_min.UsageError,
+        match=r"^8 processes were started \(WORLD_SIZE=8\), but the Trainer expects "
+        r"num_nodes x devices = 2 x 2 = 4; ",
+    ):
+        innereye_min.check_world_size(trainer, os.environ)
+
+
+def inside_azureml_job(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Pretend that this process runs in an Azure ML job; return the job's recording run."""
+    run = recording_run()
+    run.id = "Dummy_1700000000_abcdef12"
+    monkeypatch.setattr(innereye_min, "get_azureml_run", lambda: run)
+    return run
+
+
+def test_job_writes_to_outputs_and_logs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    run = inside_azureml_job(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(REPO))
+    argv = ["--model", "example_container.Dummy", "--num_epochs", "1", "--accelerator", "cpu"]
+
+    assert innereye_min.main(argv) == 0
+
+    assert (tmp_path / "outputs" / "args.txt").is_file()
+    assert (tmp_path / "outputs" / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "logs" / "csv" / "metrics.csv").is_file()
+    assert (tmp_path / "logs" / "innereye_min.log").is_file()
+    assert not (tmp_path / "outputs" / "logs").exists()
+    logged_names = {call.args[0] for call in run.log.call_args_list}
+    assert {"train_loss", "val_loss"} <= logged_names
+    assert all("step" in call.kwargs for call in run.log.call_args_list)
+    run.flush.assert_called()
+
+
+def test_restarted_job_resumes_from_last_checkpoint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inside_azureml_job(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(REPO))
+    argv = ["--model", "example_container.Dummy", "--accelerator", "cpu"]
+    assert innereye_min.main([*argv, "--num_epochs", "1"]) == 0
+    checkpoint = tmp_path / "outputs" / "checkpoints" / "last.ckpt"
+    first_epoch = torch.load(checkpoint, weights_only=False)["epoch"]
+
+    assert innereye_min.main([*argv, "--num_epochs", "2"]) == 0
+
+    assert f"Azure ML restarted this job: resuming training from {checkpoint}" in caplog.text
+    assert torch.load(checkpoint, weights_only=False)["epoch"] == first_epoch + 1
+
+
+def test_no_resume_outside_azureml(tmp_path: pathlib.Path) -> None:
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"")
+
+    assert innereye_min.azureml_checkpoint_to_resume(tmp_path) is None
