@@ -29,7 +29,9 @@ After training, the trained module runs inference on `get_inference_data_module(
 hooks of `LightningWithInference` (or Lightning's test loop, when the module only has `test_step`).
 
 Exit codes: 0 on success, 2 for a usage error (one line on standard error, nothing written to
-disk), 1 when training or inference fails (with the traceback).
+disk), 1 when training or inference fails (with the traceback). With --azureml, failures to log
+in or to reach Azure ML also exit with 2; with --wait_for_completion, a failed job exits with 1,
+and Ctrl-C while waiting with 130 (the job keeps running).
 """
 
 from __future__ import annotations
@@ -1142,7 +1144,7 @@ def configure_logging(logs_folder: pathlib.Path) -> None:
 
 @dataclasses.dataclass
 class Resume:
-    """Where a resumed run starts: the checkpoint, its run folder, and the epoch it holds."""
+    """The start of a resumed run: the checkpoint, its run folder, and the epoch it holds."""
 
     checkpoint: pathlib.Path
     run_folder: pathlib.Path | None
@@ -2262,7 +2264,13 @@ def start_run(run: Run) -> tuple[pl.Trainer, pathlib.Path]:
         point_module_at(run.module, run_folder, job_folders.logs)
         trainer = create_trainer(run.container, run.module)
         run_folder.mkdir(exist_ok=True)
+        restart_checkpoint = azureml_checkpoint_to_resume(run_folder)
+        if restart_checkpoint is not None and run.resume is None:
+            run.resume = Resume(restart_checkpoint, run_folder)
+            run.resume.epoch = read_checkpoint_epoch(restart_checkpoint)
         if os.environ.get("LOCAL_RANK", "0") == "0":
+            if run.resume is not None:
+                continue_metrics(trainer, run.resume.epoch)
             (run_folder / "args.txt").write_text("\n".join(resolved_arguments(run)) + "\n")
     elif joined is not None and os.environ.get("LOCAL_RANK", "0") != "0":
         run_folder = pathlib.Path(joined)
@@ -2310,7 +2318,7 @@ def point_module_at(
 
 def train(run: Run, trainer: pl.Trainer, run_folder: pathlib.Path) -> None:
     """Train the module, and leave `checkpoints/last.ckpt` with the final weights."""
-    checkpoint = azureml_checkpoint_to_resume(run_folder)
+    checkpoint = None
     if run.resume is not None:
         checkpoint = run.resume.checkpoint
         logger.info("Resuming from %s", checkpoint)

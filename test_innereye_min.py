@@ -2221,6 +2221,9 @@ def test_restarted_job_resumes_from_last_checkpoint(
 
     assert f"Azure ML restarted this job: resuming training from {checkpoint}" in caplog.text
     assert torch.load(checkpoint, weights_only=False)["epoch"] == first_epoch + 1
+    # The metrics of the first attempt stay, and the restarted job adds its epoch below them.
+    rows = read_csv(tmp_path / "logs" / "csv" / "metrics.csv")
+    assert [int(row["epoch"]) for row in rows if row["val_loss"]] == [0, 1]
 
 
 def test_no_resume_outside_azureml(tmp_path: pathlib.Path) -> None:
