@@ -50,12 +50,12 @@ class DummyModule(LightningWithInference, OptimizerParams):
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         inputs, targets, _ = batch
         loss = torch.nn.functional.mse_loss(self(inputs), targets)
-        self.log("train_loss", loss, on_epoch=True, on_step=False)
+        # sync_dist averages an epoch metric over DDP processes instead of using rank zero's alone.
+        self.log("train_loss", loss, on_epoch=True, on_step=False, sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         inputs, targets, _ = batch
-        # sync_dist averages the metric over DDP processes instead of using rank zero's alone.
         self.log("val_loss", torch.nn.functional.mse_loss(self(inputs), targets), sync_dist=True)
 
     # The inference hooks: collect one row per item, and write them at the end of each split.

@@ -52,11 +52,13 @@ import inspect
 import itertools
 import json
 import logging
+import math
 import os
 import pathlib
 import re
 import shlex
 import sys
+import tempfile
 import traceback
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -372,6 +374,8 @@ class LightningContainer(param.Parameterized, metaclass=_ContainerMeta):
 
     random_seed = param.Integer(
         default=42,
+        # The range that numpy's seed accepts.
+        bounds=(0, 2**32 - 1),
         doc="Seed for Python, numpy and torch, and for DataLoader workers, set before the module "
         "and its data are created.",
     )
@@ -423,8 +427,14 @@ class LightningContainer(param.Parameterized, metaclass=_ContainerMeta):
 def load_container_class(name: str) -> type[LightningContainer]:
     """Import the container class that `--model` names: `module.Class` or `path/file.py:Class`."""
     module_path, separator, class_name = name.rpartition(":")
+    looks_like_file = name.endswith(".py") or "/" in name or os.sep in name
     if separator and module_path.endswith(".py"):
         module = _import_file(pathlib.Path(module_path), name)
+    elif looks_like_file:
+        raise UsageError(
+            f"--model {name}: a file must be a .py file followed by the class, as in "
+            "path/to/my_models.py:MyContainer"
+        )
     else:
         module_name, _, class_name = name.rpartition(".")
         if not module_name or not class_name:
@@ -446,6 +456,11 @@ def load_container_class(name: str) -> type[LightningContainer]:
         raise UsageError(
             f"--model {name}: module {module.__name__!r} has no class {class_name!r}.{hint} "
             f"Containers it defines: {listing}"
+        )
+    if container_class is LightningContainer:
+        raise UsageError(
+            f"--model {name}: LightningContainer is the abstract base class; name your own "
+            "subclass of it, such as example_container.Dummy"
         )
     if not _is_container_class(container_class):
         raise UsageError(
@@ -547,6 +562,25 @@ def check_lightning_module(module: object, container: LightningContainer) -> pl.
     return module
 
 
+def check_optimizer_settings(module: pl.LightningModule) -> None:
+    """Build the optimizer that OptimizerParams describes once, so that torch checks the values.
+
+    torch rejects values such as betas of 1 or more only when the optimizer is built, which would
+    otherwise be after the run folder exists.
+    """
+    uses_optimizer_params = (
+        isinstance(module, LightningWithInference)
+        and isinstance(module, OptimizerParams)
+        and type(module).configure_optimizers is LightningWithInference.configure_optimizers
+    )
+    if not uses_optimizer_params:
+        return
+    try:
+        module.configure_optimizers()
+    except ValueError as error:
+        raise UsageError(f"invalid optimizer settings: {error}") from None
+
+
 # ---------------------------------------------------------------------------------------------
 # The command-line bridge: param fields become flags
 # ---------------------------------------------------------------------------------------------
@@ -583,7 +617,6 @@ def create_runner_parser() -> argparse.ArgumentParser:
         epilog="Add --model NAME to --help to list the flags of that container and its module.",
         add_help=False,
         allow_abbrev=False,
-        fromfile_prefix_chars="@",
     )
     group = parser.add_argument_group("runner")
     group.add_argument(
@@ -834,9 +867,32 @@ def _parse_number(text: str) -> int | float:
     except ValueError:
         pass
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a number") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a finite number")
+    return number
+
+
+def _parse_text(text: str) -> str:
+    # An empty path would silently mean the current folder.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("invalid value '': expected a path")
+    return text
+
+
+def _parse_date(kind: type[datetime.date]) -> Callable[[str], datetime.date]:
+    def convert(text: str) -> datetime.date:
+        try:
+            return kind.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid value {text!r}: expected an ISO 8601 date such as 2024-05-31"
+                + (" or 2024-05-31T12:00:00" if kind is datetime.datetime else "")
+            ) from None
+
+    return convert
 
 
 def _split_items(text: str) -> list[Any]:
@@ -882,12 +938,18 @@ def _enum_converter(enum_class: type[enum.Enum]) -> Callable[[str], enum.Enum]:
 
 
 def _list_converter(
-    convert_item: Callable[[str], Any], length: int | None, kind: str
+    convert_items: Sequence[Callable[[str], Any]], length: int | None, kind: str
 ) -> Callable[[str], Any]:
+    """Return a converter of comma-separated items: item i by convert_items[i], the rest by the
+    last one (or as text when there is none)."""
+
     def convert(text: str) -> Any:
-        items = [
-            convert_item(item) if isinstance(item, str) else item for item in _split_items(text)
-        ]
+        items = []
+        for index, item in enumerate(_split_items(text)):
+            convert_item = (
+                convert_items[min(index, len(convert_items) - 1)] if convert_items else str
+            )
+            items.append(convert_item(item) if isinstance(item, str) else item)
         if length is not None and len(items) != length:
             raise argparse.ArgumentTypeError(
                 f"invalid value {text!r}: expected {length} comma-separated items, not {len(items)}"
@@ -932,18 +994,25 @@ def _create_converter(parameter: param.Parameter[Any], owner: str) -> Callable[[
     convert: Callable[[str], Any] | None = None
     if isinstance(parameter, param.Boolean):
         convert = parse_boolean
+    elif isinstance(parameter, param.CalendarDate):
+        convert = _parse_date(datetime.date)
+    elif isinstance(parameter, param.Date):
+        convert = _parse_date(datetime.datetime)
     elif isinstance(parameter, param.Integer):
         convert = _parse_integer
     elif isinstance(parameter, param.Number):
         convert = _parse_number
     elif isinstance(parameter, param.NumericTuple):
-        convert = _list_converter(_parse_number, parameter.length, "tuple")
+        convert = _list_converter([_parse_number], parameter.length, "tuple")
     elif isinstance(parameter, param.Tuple):
-        convert = _list_converter(str, parameter.length, "tuple")
+        # An untyped tuple takes the item types of its default, such as (1, 2.5, "text").
+        default_items = parameter.default or ()
+        convert_items = [_item_converter(type(item)) or str for item in default_items]
+        convert = _list_converter(convert_items, parameter.length, "tuple")
     elif isinstance(parameter, param.List):
         convert_item = _item_converter(parameter.item_type)
         if convert_item is not None:
-            convert = _list_converter(convert_item, None, "list")
+            convert = _list_converter([convert_item], None, "list")
     elif isinstance(parameter, param.ListSelector):
         convert = None
     elif isinstance(parameter, param.Selector):
@@ -952,7 +1021,9 @@ def _create_converter(parameter: param.Parameter[Any], owner: str) -> Callable[[
         convert = _dict_converter
     elif isinstance(parameter, param.ClassSelector) and inspect.isclass(parameter.class_):
         convert = _item_converter(parameter.class_)
-    elif isinstance(parameter, (param.Path, param.String)):
+    elif isinstance(parameter, param.Path):
+        convert = _parse_text
+    elif isinstance(parameter, param.String):
         convert = str
 
     if convert is None:
@@ -972,6 +1043,8 @@ def _create_converter(parameter: param.Parameter[Any], owner: str) -> Callable[[
 
 
 def _metavar(parameter: param.Parameter[Any]) -> str:
+    if isinstance(parameter, (param.Date, param.CalendarDate)):
+        return "DATE"
     if isinstance(parameter, param.Integer):
         return "INT"
     if isinstance(parameter, param.Number):
@@ -1023,6 +1096,8 @@ def format_value(parameter: param.Parameter[Any], value: Any) -> str:
         return value.name
     if isinstance(value, dict):
         return json.dumps(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
     if isinstance(value, (list, tuple)):
         texts = [_format_item(item) for item in value]
         if any("," in text or text != text.strip() or text.startswith("[") for text in texts):
@@ -1047,14 +1122,59 @@ def _format_item(item: Any) -> str:
     return repr(item) if isinstance(item, float) else str(item)
 
 
+def expand_argument_files(arguments: Sequence[str]) -> list[str]:
+    """Replace each @FILE argument with the lines of that file, one argument per line.
+
+    Empty lines are skipped, and a file may name further @FILEs.
+    """
+    expanded = []
+    for argument in arguments:
+        if not argument.startswith("@"):
+            expanded.append(argument)
+            continue
+        try:
+            lines = pathlib.Path(argument[1:]).read_text().splitlines()
+        except OSError as error:
+            raise UsageError(
+                f"cannot read the arguments file {argument[1:]!r}: {error.strerror}"
+            ) from None
+        except UnicodeDecodeError as error:
+            raise UsageError(f"the arguments file {argument[1:]!r} is not text: {error}") from None
+        expanded += expand_argument_files([line for line in lines if line.strip()])
+    return expanded
+
+
+def parse_known_flags(
+    parser: argparse.ArgumentParser, args: Sequence[str], known_names: Iterable[str]
+) -> tuple[argparse.Namespace, list[str]]:
+    """Parse the flags that `parser` knows, and return their values and the other arguments.
+
+    argparse takes an unknown `--name=value` whose value has a space for a plain value, and would
+    give it to a preceding boolean flag as that flag's value. Such arguments are hidden behind
+    placeholders while parsing, and put back in the arguments returned.
+    """
+    known = set(known_names)
+    hidden: dict[str, str] = {}
+    visible = []
+    for argument in args:
+        name = argument.lstrip("-").partition("=")[0].removeprefix("no-")
+        if argument.startswith("--") and any(c.isspace() for c in argument) and name not in known:
+            placeholder = f"--innereye-min-hidden-{len(hidden)}"
+            hidden[placeholder] = argument
+            argument = placeholder
+        visible.append(argument)
+    namespace, rest = parser.parse_known_args(visible)
+    return namespace, [hidden.get(argument, argument) for argument in rest]
+
+
 def describe_unknown(rest: list[str], known_names: Iterable[str]) -> str:
     """Describe the first argument that no parser took, with the closest known flags."""
     unknown = next((arg for arg in rest if arg.startswith("-")), None)
     if unknown is None:
         return f"unexpected value {rest[0]!r}: each value must follow its flag, as in --name=value"
     flag = unknown.split("=", 1)[0]
-    known = [f"--{name}" for name in known_names]
-    closest = difflib.get_close_matches(flag, known, n=3, cutoff=0.6)
+    known = {f"--{name}".lower(): f"--{name}" for name in known_names}
+    closest = [known[match] for match in difflib.get_close_matches(flag.lower(), known, n=3)]
     hint = f"; did you mean {' or '.join(closest)}?" if closest else "; see --help for the flags"
     return f"unrecognized flag {flag}{hint}"
 
@@ -1085,10 +1205,17 @@ def check_output_root(output_to: pathlib.Path) -> None:
     existing = next((path for path in [output_to, *output_to.parents] if path.exists()), None)
     if existing is not None and not existing.is_dir():
         raise UsageError(f"--output_to {output_to}: {existing} is a file, not a folder")
-    if existing is not None and not os.access(existing, os.W_OK):
+    if existing is None:
+        return
+    # Creating a folder is the only sure test: permissions alone do not show a read-only file
+    # system or a folder such as /proc. The probe folder is removed at once.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".innereye_min_probe_", dir=existing))
+    except OSError as error:
         raise UsageError(
-            f"--output_to {output_to}: cannot write in {existing}; choose another folder"
-        )
+            f"--output_to {output_to}: cannot create folders in {existing} ({error.strerror}); "
+            "choose another folder"
+        ) from None
 
 
 def run_folder_candidates(output_to: pathlib.Path, container_name: str) -> Iterator[pathlib.Path]:
@@ -1280,7 +1407,9 @@ def create_trainer(container: LightningContainer, module: pl.LightningModule) ->
 
     try:
         trainer = pl.Trainer(**arguments)
-    except (MisconfigurationException, ValueError) as error:
+    # Lightning reports some invalid settings (such as --devices=0,1 on a CPU) as TypeError, and a
+    # missing accelerator package (torch_xla for --accelerator=tpu) as ModuleNotFoundError.
+    except (MisconfigurationException, ValueError, TypeError, ModuleNotFoundError) as error:
         raise UsageError(f"invalid Trainer settings: {error}") from None
     check_world_size(trainer, os.environ)
     return trainer
@@ -1345,6 +1474,7 @@ def run_inference(
 
     data = container.get_inference_data_module()
     data.prepare_data()
+    precision = trainer.precision_plugin
     module.eval()
     with torch.no_grad():
         module.on_inference_start()
@@ -1361,8 +1491,13 @@ def run_inference(
             module.on_inference_epoch_start(split, is_ensemble_model=False)
             for batch_index, batch in enumerate(dataloader):
                 batch = module.transfer_batch_to_device(batch, module.device, 0)
+                # The precision plugin casts the batch and runs forward as in training, so that
+                # --precision=64-true or bf16-mixed gives inputs of the weights' dtype.
+                batch = precision.convert_input(batch)
                 inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-                module.inference_step(batch, batch_index, module(inputs))
+                with precision.forward_context():
+                    model_output = module(inputs)
+                module.inference_step(batch, batch_index, model_output)
             module.on_inference_epoch_end()
         module.on_inference_end()
     logger.info("Inference finished; outputs are in %s", module.outputs_folder)
@@ -1654,7 +1789,7 @@ def job_arguments(argv: Sequence[str]) -> list[str]:
     form of the two flags goes: --FLAG, --FLAG=V, --FLAG V (V a boolean word) and --no-FLAG.
     Every other argument stays as it is, so that a value with spaces stays one argument.
     """
-    expanded = _expand_argument_files(argv)
+    expanded = expand_argument_files(argv)
     arguments = []
     index = 0
     while index < len(expanded):
@@ -2119,18 +2254,6 @@ def _redact(text: str) -> str:
     return " ".join(text.replace(secret, "***").split()) if secret else " ".join(text.split())
 
 
-def _expand_argument_files(arguments: Sequence[str]) -> list[str]:
-    """Replace each @FILE with the lines of that file, one argument per line, as argparse does."""
-    expanded = []
-    for argument in arguments:
-        if argument.startswith("@"):
-            lines = pathlib.Path(argument[1:]).read_text().splitlines()
-            expanded += _expand_argument_files(lines)
-        else:
-            expanded.append(argument)
-    return expanded
-
-
 def _metric_value(value: Any) -> float | None:
     """Return a metric's value as a float, or None when it is not a single number."""
     import numpy
@@ -2177,8 +2300,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
         return 2
 
-    train(run, trainer, run_folder)
-    run_inference(run.container, run.module, trainer)
+    try:
+        train(run, trainer, run_folder)
+        run_inference(run.container, run.module, trainer)
+    except Exception:
+        # Logged rather than left to Python, so that the traceback is in the log file too.
+        logger.exception("The run failed; its folder is %s", run_folder)
+        return 1
     return 0
 
 
@@ -2189,18 +2317,31 @@ def configure_run(argv: Sequence[str]) -> Run | None:
     anything is written to disk.
     """
     runner_parser = create_runner_parser()
-    options, rest = runner_parser.parse_known_args(list(argv))
+    runner_names = runner_flag_names(runner_parser)
+    arguments = expand_argument_files(argv)
+    options, rest = parse_known_flags(runner_parser, arguments, runner_names)
     resume = None
     if options.resume_from is not None:
         resume = find_resume_point(options.resume_from)
         if resume.run_folder is not None:
             # The run folder's own flags come first, so that the command line overrides them.
-            args_file = resume.run_folder / "args.txt"
-            options, rest = runner_parser.parse_known_args([f"@{args_file}", *argv])
+            saved = expand_argument_files([f"@{resume.run_folder / 'args.txt'}"])
+            saved_model = parse_known_flags(runner_parser, saved, runner_names)[0].model
+            if options.model is not None and options.model != saved_model:
+                raise UsageError(
+                    f"--model {options.model}: the run folder {resume.run_folder} was trained "
+                    f"with --model {saved_model}; leave out --model to continue it"
+                )
+            arguments = [*saved, *arguments]
+            options, rest = parse_known_flags(runner_parser, arguments, runner_names)
     if options.model is None:
         if options.help:
             runner_parser.print_help()
             return None
+        # A misspelt --model, such as --mod, is named, rather than reported as missing.
+        flags = [argument.partition("=")[0] for argument in rest if argument.startswith("-")]
+        if any(difflib.get_close_matches(flag, ["--model"], cutoff=0.6) for flag in flags):
+            raise UsageError(describe_unknown(rest, runner_names))
         raise UsageError("the flag --model is required, as in --model example_container.Dummy")
     check_output_root(options.output_to)
 
@@ -2209,7 +2350,7 @@ def configure_run(argv: Sequence[str]) -> Run | None:
     container = load_container_class(options.model)()
     container_flags = collect_flags([container], runner_parser)
     container_parser = create_parser(runner_parser, [("container", container_flags)])
-    given, _ = container_parser.parse_known_args(rest)
+    given, _ = parse_known_flags(container_parser, rest, [*runner_names, *container_flags])
     apply_flags(container_flags, vars(given), [container])
 
     pl.seed_everything(container.random_seed, workers=True, verbose=False)
@@ -2231,21 +2372,34 @@ def configure_run(argv: Sequence[str]) -> Run | None:
         return Run(options, container, module, container_flags, module_flags, resume)
     given, unknown = parser.parse_known_args(rest)
     if unknown:
-        raise UsageError(
-            describe_unknown(unknown, [*runner_flag_names(runner_parser), *module_flags])
-        )
+        raise UsageError(describe_unknown(unknown, [*runner_names, *module_flags]))
     apply_flags(module_flags, vars(given), [module])
+    check_optimizer_settings(module)
     if resume is not None:
         resume.epoch = read_checkpoint_epoch(resume.checkpoint)
+        trained = resume.epoch
+        if typing.cast(TrainerParams, module).num_epochs < trained:
+            raise UsageError(
+                f"--num_epochs={typing.cast(TrainerParams, module).num_epochs}: the checkpoint "
+                f"{resume.checkpoint} already holds epoch {trained}; give at least --num_epochs="
+                f"{trained}"
+            )
     return Run(options, container, module, container_flags, module_flags, resume)
 
 
 def resolved_arguments(run: Run) -> list[str]:
     """Return the run's configuration as flags, one per line of args.txt, replayable with @."""
-    # --resume_from is an action, not a configuration: a replay starts a new run.
-    lines = [f"--model={run.options.model}", f"--output_to={run.options.output_to}"]
+    # --resume_from is an action, not a configuration: a replay starts a new run. A model file is
+    # written as an absolute path, so that the replay works from any folder.
+    model = run.options.model
+    module_path, separator, class_name = model.rpartition(":")
+    if separator and module_path.endswith(".py"):
+        model = f"{pathlib.Path(module_path).resolve()}:{class_name}"
+    lines = [f"--model={model}", f"--output_to={run.options.output_to}"]
     for name, flag in run.module_flags.items():
-        value = getattr(flag.targets[-1], name)
+        # A name on both the container and its module records the container's value, which
+        # --help shows too: replaying the flag sets it on both.
+        value = getattr(flag.targets[0], name)
         lines.append(f"--{name}={format_value(flag.parameter, value)}")
     return lines
 
@@ -2281,8 +2435,6 @@ def start_run(run: Run) -> tuple[pl.Trainer, pathlib.Path]:
         point_module_at(run.module, run_folder)
         trainer = create_trainer(run.container, run.module)
         continue_metrics(trainer, run.resume.epoch)
-        # args.txt describes the configuration that the run folder ends with.
-        (run_folder / "args.txt").write_text("\n".join(resolved_arguments(run)) + "\n")
     else:
         for run_folder in run_folder_candidates(
             run.options.output_to, type(run.container).__name__
@@ -2297,6 +2449,11 @@ def start_run(run: Run) -> tuple[pl.Trainer, pathlib.Path]:
             except FileExistsError:
                 # Another run took this name since the check above: try the next one.
                 continue
+            except OSError as error:
+                raise UsageError(
+                    f"--output_to {run.options.output_to}: cannot create {run_folder}: "
+                    f"{error.strerror}; choose another folder"
+                ) from None
         (run_folder / "args.txt").write_text("\n".join(resolved_arguments(run)) + "\n")
 
     logs_folder = typing.cast(OutputParams, run.module).logs_folder
@@ -2339,6 +2496,9 @@ def train(run: Run, trainer: pl.Trainer, run_folder: pathlib.Path) -> None:
 
     # The periodic checkpoint may be older than the last epoch; every rank takes part in saving.
     trainer.save_checkpoint(run_folder / "checkpoints" / "last.ckpt", weights_only=False)
+    if run.resume is not None and run.resume.run_folder is not None and trainer.global_rank == 0:
+        # Only now, so that a failed resume leaves the run folder's configuration as it was.
+        (run_folder / "args.txt").write_text("\n".join(resolved_arguments(run)) + "\n")
     logger.info("Training finished; checkpoints are in %s", run_folder / "checkpoints")
 
 

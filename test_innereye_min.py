@@ -166,6 +166,9 @@ class AllTypesContainer(Dummy):
     color = param.ClassSelector(class_=Color, default=Color.RED, doc="A color.")
     settings = param.Dict(default={"a": 1}, doc="A JSON object.")
     maybe_count = param.Integer(default=None, allow_None=True, doc="An integer or None.")
+    untyped_pair = param.Tuple(default=(1, 2.5), length=2, doc="A tuple typed by its default.")
+    day = param.CalendarDate(default=datetime.date(2024, 1, 31), doc="A calendar date.")
+    moment = param.Date(default=datetime.datetime(2024, 1, 31, 12, 0), doc="A date and time.")
     _private = param.Integer(default=1, doc="Not a flag: the name starts with an underscore.")
     fixed = param.Integer(default=1, constant=True, doc="Not a flag: constant.")
     frozen = param.Integer(default=1, readonly=True, doc="Not a flag: read-only.")
@@ -297,6 +300,10 @@ def test_boring_model_trains_with_test_loop(tmp_path: pathlib.Path) -> None:
         (["--num_epochs=5"], "--model is required"),
         (["--model", "test_innereye_min.UnknownTrainerArgumentContainer"], "'max_epoch'"),
         (["--model", "example_container.Dummy", "--accelerator=gpu"], "Trainer"),
+        (["--model", "example_container.Dummy", "--accelerator=cpu", "--devices=0,1"], "devices"),
+        (["--model", "example_container.Dummy", "--output_to=/proc/runs"], "/proc/runs"),
+        (["--mod", "example_container.Dummy"], "unrecognized flag --mod; did you mean --model?"),
+        (["@missing_args.txt"], "cannot read the arguments file 'missing_args.txt'"),
     ],
 )
 def test_usage_error_exits_2_and_writes_nothing(
@@ -594,6 +601,11 @@ def configure(*args: str, model: str = "test_innereye_min.AllTypesContainer") ->
         (['--settings={"b": [1, 2]}'], "settings", {"b": [1, 2]}),
         (["--maybe_count=None"], "maybe_count", None),
         (["--maybe_count=5"], "maybe_count", 5),
+        (["--untyped_pair=3,4"], "untyped_pair", (3, 4.0)),
+        (["--day=2025-02-28"], "day", datetime.date(2025, 2, 28)),
+        (["--moment=2025-02-28T08:30:00"], "moment", datetime.datetime(2025, 2, 28, 8, 30)),
+        (["--dry_run", "--maybe_text=hello world"], "maybe_text", "hello world"),
+        (["--flag", "--any_path=/a b/c"], "any_path", "/a b/c"),
     ],
 )
 def test_flag_accepts(args: list[str], name: str, expected: Any) -> None:
@@ -642,6 +654,14 @@ def test_existing_file_flag(tmp_path: pathlib.Path) -> None:
         (["--_private=2"], r"unrecognized flag --_private"),
         (["--name=x"], r"unrecognized flag --name"),
         (["stray"], r"unexpected value 'stray'"),
+        (["--random_seed=-1"], r"--random_seed: .*must be at least 0, not -1"),
+        (["--random_seed=4294967296"], r"--random_seed: .*must be at most 4294967295"),
+        (["--ratio=inf"], r"--ratio: invalid value 'inf': expected a finite number"),
+        (["--ratio=nan"], r"--ratio: invalid value 'nan': expected a finite number"),
+        (["--any_path="], r"--any_path: invalid value '': expected a path"),
+        (["--day=31/01/2024"], r"--day: invalid value '31/01/2024': expected an ISO 8601 date"),
+        (["--betas=0.9,1.5"], r"invalid optimizer settings: Invalid beta parameter at index 1"),
+        (["--NUM_EPOCH=3"], r"unrecognized flag --NUM_EPOCH; did you mean --num_epochs"),
     ],
 )
 def test_flag_rejects(args: list[str], message: str) -> None:
@@ -2232,3 +2252,99 @@ def test_no_resume_outside_azureml(tmp_path: pathlib.Path) -> None:
     checkpoint.write_bytes(b"")
 
     assert innereye_min.azureml_checkpoint_to_resume(tmp_path) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Mistakes a user makes, and what they leave behind
+# ---------------------------------------------------------------------------------------------
+
+
+def test_model_file_without_class() -> None:
+    with pytest.raises(UsageError, match=r"a file must be a \.py file followed by the class"):
+        innereye_min.load_container_class("models/my_models.py")
+    with pytest.raises(UsageError, match=r"a file must be a \.py file followed by the class"):
+        innereye_min.load_container_class("models/my_models.txt:Container")
+
+
+def test_model_base_class_is_rejected() -> None:
+    with pytest.raises(UsageError, match=r"LightningContainer is the abstract base class"):
+        innereye_min.load_container_class("innereye_min.LightningContainer")
+
+
+def test_args_file_skips_empty_lines(tmp_path: pathlib.Path) -> None:
+    args_file = tmp_path / "args.txt"
+    args_file.write_text("--model=example_container.Dummy\n\n--hidden_size=5\n  \n")
+
+    run = innereye_min.configure_run([f"@{args_file}"])
+
+    assert run is not None
+    assert run.container.hidden_size == 5
+
+
+def test_args_file_has_absolute_model_path(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_models.py").write_text(
+        "from example_container import Dummy\nclass MyDummy(Dummy):\n    pass\n"
+    )
+    monkeypatch.chdir(tmp_path)
+
+    run = configure(model="my_models.py:MyDummy")
+
+    assert f"--model={tmp_path.resolve() / 'my_models.py'}:MyDummy" in (
+        innereye_min.resolved_arguments(run)
+    )
+
+
+def test_precision_64_runs_inference(tmp_path: pathlib.Path) -> None:
+    result = run_cli(
+        "--model=example_container.Dummy", "--num_epochs=1", "--precision=64-true", cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    run_folder = only_run_folder(tmp_path / "outputs")
+    assert len(read_csv(run_folder / "inference" / "test_predictions.csv")) == 100
+
+
+def test_failure_is_in_log_file(tmp_path: pathlib.Path) -> None:
+    module_file = tmp_path / "failing.py"
+    module_file.write_text(
+        "from example_container import Dummy, DummyModule\n"
+        "class FailingModule(DummyModule):\n"
+        "    def training_step(self, batch, batch_idx):\n"
+        "        raise RuntimeError('the training step failed')\n"
+        "class Failing(Dummy):\n"
+        "    def create_lightning_module(self):\n"
+        "        return FailingModule(hidden_size=4)\n"
+    )
+
+    result = run_cli("--model", f"{module_file}:Failing", "--num_epochs=1", cwd=tmp_path)
+
+    assert result.returncode == 1
+    log = (only_run_folder(tmp_path / "outputs") / "logs" / "innereye_min.log").read_text()
+    assert "The run failed" in log
+    assert "RuntimeError: the training step failed" in log
+
+
+def test_failed_resume_keeps_args_file(tmp_path: pathlib.Path) -> None:
+    first = run_cli("--model=example_container.Dummy", "--num_epochs=1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    run_folder = only_run_folder(tmp_path / "outputs")
+    args_before = (run_folder / "args.txt").read_text()
+
+    # A different layer width cannot load the saved weights.
+    failed = run_cli(f"--resume_from={run_folder}", "--hidden_size=8", cwd=tmp_path)
+
+    assert failed.returncode == 1
+    assert (run_folder / "args.txt").read_text() == args_before
+
+
+def test_resume_rejects_other_model(tmp_path: pathlib.Path) -> None:
+    first = run_cli("--model=example_container.Dummy", "--num_epochs=2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    run_folder = only_run_folder(tmp_path / "outputs")
+
+    with pytest.raises(UsageError, match=r"was trained with --model example_container.Dummy"):
+        configure(f"--resume_from={run_folder}", model="test_innereye_min.BoringContainer")
+    with pytest.raises(UsageError, match=r"already holds epoch 2; give at least --num_epochs=2"):
+        innereye_min.configure_run([f"--resume_from={run_folder}", "--num_epochs=1"])
