@@ -706,19 +706,19 @@ def create_runner_parser() -> argparse.ArgumentParser:
         help="Tag the job; repeat the flag for more tags.",
     )
     azureml.add_argument(
-        "--dataset",
+        "--azureml_dataset",
         metavar="NAME",
         help="Registered file dataset to give the job (latest version).",
     )
     azureml.add_argument(
-        "--dataset_mode",
+        "--azureml_dataset_mode",
         choices=["mount", "download"],
         default="mount",
         help="Mount the dataset, or download it to the node before the job starts "
         "(default: mount).",
     )
     azureml.add_argument(
-        "--dataset_flag",
+        "--azureml_dataset_flag",
         metavar="FLAG",
         help="Path field of the container that receives the dataset's folder in the job, such "
         "as data_folder.",
@@ -1750,7 +1750,11 @@ def submit_to_azureml(run: Run, argv: Sequence[str]) -> int:
         # Azure ML replaces this argument with the dataset's folder on the compute node.
         arguments += [f"--{dataset_input}", f"DatasetConsumptionConfig:{dataset_input}"]
         datasets.append(
-            {"name": options.dataset, "mode": options.dataset_mode, "flag": f"--{dataset_input}"}
+            {
+                "name": options.azureml_dataset,
+                "mode": options.azureml_dataset_mode,
+                "flag": f"--{dataset_input}",
+            }
         )
     tags = {
         "container": options.model,
@@ -1770,7 +1774,9 @@ def submit_to_azureml(run: Run, argv: Sequence[str]) -> int:
     workspace = connect_to_workspace(options.workspace_config)
     _check_cluster(workspace, options.cluster)
     if dataset_input is not None:
-        config.arguments[-1] = _get_dataset(workspace, options.dataset, dataset_input, options)
+        config.arguments[-1] = _get_dataset(
+            workspace, options.azureml_dataset, dataset_input, options
+        )
     logger.info("Submitting the job:\n%s", json.dumps(job, indent=2))
     with snapshot_ignore_file(snapshot_root, ignore_patterns):
         azureml_run = _submit(workspace, experiment, config, tags)
@@ -1885,7 +1891,7 @@ def create_script_run_config(run: Run, snapshot_root: pathlib.Path, arguments: l
         script=script.as_posix(),
         arguments=arguments,
         compute_target=options.cluster,
-        environment=create_environment(options.conda_env, options.dataset is not None),
+        environment=create_environment(options.conda_env, options.azureml_dataset is not None),
         distributed_job_config=distribution,
         docker_runtime_config=DockerConfiguration(use_docker=True, shm_size=AZUREML_SHM_SIZE),
         max_run_duration_seconds=max_run_duration,
@@ -2078,20 +2084,23 @@ def _check_snapshot_root(folder: pathlib.Path, container: LightningContainer) ->
 
 
 def _dataset_input_name(run: Run) -> str | None:
-    """Return the container flag that receives --dataset, after checking it; None without one."""
+    """Return the container flag that receives --azureml_dataset, checked; None without one."""
     options = run.options
-    if options.dataset is None:
-        if options.dataset_flag is not None:
-            raise UsageError("--dataset_flag needs --dataset NAME, the dataset to give the job")
+    if options.azureml_dataset is None:
+        if options.azureml_dataset_flag is not None:
+            raise UsageError(
+                "--azureml_dataset_flag needs --azureml_dataset NAME, the dataset to give the job"
+            )
         return None
-    flag = run.container_flags.get(options.dataset_flag or "")
+    flag = run.container_flags.get(options.azureml_dataset_flag or "")
     if flag is None or not _is_path_flag(flag):
         path_flags = [
             f"--{name}" for name, flag in run.container_flags.items() if _is_path_flag(flag)
         ]
         raise UsageError(
-            f"--dataset needs --dataset_flag naming a path field of {type(run.container).__name__} "
-            f"to receive the dataset's folder, not {options.dataset_flag!r}; its path fields: "
+            "--azureml_dataset needs --azureml_dataset_flag naming a path field of "
+            f"{type(run.container).__name__} to receive the dataset's folder, not "
+            f"{options.azureml_dataset_flag!r}; its path fields: "
             f"{', '.join(path_flags) or 'none'}"
         )
     return flag.name
@@ -2196,7 +2205,7 @@ def _check_cluster(workspace: Any, cluster: str) -> None:
 
 
 def _get_dataset(workspace: Any, name: str, input_name: str, options: argparse.Namespace) -> Any:
-    """Look up the registered file dataset, and return it as a job input in --dataset_mode."""
+    """Look up the registered file dataset, and return it as a job input in its mode."""
     from azureml.core import Dataset
     from azureml.data import FileDataset
     from azureml.exceptions import UserErrorException
@@ -2205,18 +2214,18 @@ def _get_dataset(workspace: Any, name: str, input_name: str, options: argparse.N
         dataset = Dataset.get_by_name(workspace, name=name)
     except UserErrorException as error:
         raise UsageError(
-            f"--dataset {name}: {_redact(error.message)}; check the name among the data assets "
-            f"of workspace {workspace.name}"
+            f"--azureml_dataset {name}: {_redact(error.message)}; check the name among the data "
+            f"assets of workspace {workspace.name}"
         ) from None
     except Exception as error:
         raise _describe_azureml_failure(f"looking up dataset {name!r}", error) from None
     if not isinstance(dataset, FileDataset):
         raise UsageError(
-            f"--dataset {name}: a {type(dataset).__name__}, but only a file dataset can be "
+            f"--azureml_dataset {name}: a {type(dataset).__name__}, but only a file dataset can be "
             "mounted or downloaded; register the files as a file dataset"
         )
     named = dataset.as_named_input(input_name)
-    return named.as_mount() if options.dataset_mode == "mount" else named.as_download()
+    return named.as_mount() if options.azureml_dataset_mode == "mount" else named.as_download()
 
 
 def _submit(workspace: Any, experiment: str, config: Any, tags: dict[str, str]) -> Any:

@@ -1831,11 +1831,11 @@ def test_dataset_mounted_into_container_flag(
     argv = submit_arguments(
         "--workspace_config",
         str(workspace_edge["workspace_config"]),
-        "--dataset",
+        "--azureml_dataset",
         "images",
-        "--dataset_flag",
+        "--azureml_dataset_flag",
         "data_folder",
-        "--dataset_mode",
+        "--azureml_dataset_mode",
         "download",
     )
     argv[argv.index("example_container.Dummy")] = "test_innereye_min.PathContainer"
@@ -1854,7 +1854,7 @@ def test_dataset_mounted_into_container_flag(
 
 def test_dry_run_shows_dataset(capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
-        *submit_arguments("--dataset", "images", "--dataset_flag", "data_folder"),
+        *submit_arguments("--azureml_dataset", "images", "--azureml_dataset_flag", "data_folder"),
         "--dry_run",
     ]
     argv[argv.index("example_container.Dummy")] = "test_innereye_min.PathContainer"
@@ -1867,13 +1867,16 @@ def test_dry_run_shows_dataset(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_dataset_needs_path_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = [*submit_arguments("--dataset", "images", "--dataset_flag", "note"), "--dry_run"]
+    argv = [
+        *submit_arguments("--azureml_dataset", "images", "--azureml_dataset_flag", "note"),
+        "--dry_run",
+    ]
     argv[argv.index("example_container.Dummy")] = "test_innereye_min.PathContainer"
 
     assert innereye_min.main(argv) == 2
     assert capsys.readouterr().err == (
-        "innereye_min.py: error: --dataset needs --dataset_flag naming a path field of "
-        "PathContainer to receive the dataset's folder, not 'note'; its path fields: "
+        "innereye_min.py: error: --azureml_dataset needs --azureml_dataset_flag naming a path "
+        "field of PathContainer to receive the dataset's folder, not 'note'; its path fields: "
         "--data_folder\n"
     )
 
