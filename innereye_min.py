@@ -319,10 +319,11 @@ class LightningWithInference(pl.LightningModule, OutputParams, TrainerParams):
     """A LightningModule with the inference hooks that the runner calls after training.
 
     After training, the runner puts the module in eval mode and, without gradients, calls
-    `on_inference_start()`; then for each chosen split `on_inference_epoch_start(split, False)`,
-    `forward` and `inference_step` for each batch, and `on_inference_epoch_end()`; and finally
-    `on_inference_end()`. Every hook does nothing unless you override it. A module that does not
-    override `inference_step` gets Lightning's test loop (`test_step`) instead, if it has one.
+    `on_inference_start()`. Then, for each chosen split, it calls
+    `on_inference_epoch_start(split, False)`, `forward` and `inference_step` for each batch, and
+    `on_inference_epoch_end()`. Finally it calls `on_inference_end()`. Every hook does nothing
+    unless you override it. A module that does not override `inference_step` gets Lightning's
+    test loop (`test_step`) instead, if it has one.
 
     A module that also inherits `OptimizerParams` and does not define `configure_optimizers`
     gets the optimizer and schedule that those fields describe.
@@ -1147,7 +1148,7 @@ def expand_argument_files(arguments: Sequence[str]) -> list[str]:
 def parse_known_flags(
     parser: argparse.ArgumentParser, args: Sequence[str], known_names: Iterable[str]
 ) -> tuple[argparse.Namespace, list[str]]:
-    """Parse the flags that `parser` knows, and return their values and the other arguments.
+    """Parse the flags that `parser` defines, and return their values and the other arguments.
 
     argparse takes an unknown `--name=value` whose value has a space for a plain value, and would
     give it to a preceding boolean flag as that flag's value. Such arguments are hidden behind
@@ -1416,7 +1417,7 @@ def create_trainer(container: LightningContainer, module: pl.LightningModule) ->
 
 
 def check_multi_node_environment(num_nodes: int) -> None:
-    """Fail when more than one node is asked for but nothing says which node this one is.
+    """Fail when more than one node is requested but no variable gives this node's rank.
 
     Without a cluster, every node would wait for the others to join, and the run would hang.
     """
