@@ -1737,14 +1737,14 @@ def submit_to_azureml(run: Run, argv: Sequence[str]) -> int:
         raise UsageError(
             "--azureml needs --cluster NAME, the compute cluster of the workspace to run the job on"
         )
-    experiment = options.experiment or type(run.container).__name__
+    experiment = type(run.container).__name__ if options.experiment is None else options.experiment
     if not _EXPERIMENT_NAME.fullmatch(experiment):
         raise UsageError(
             f"invalid experiment name {experiment!r}: Azure ML needs 1 to 255 letters, digits, "
             "'_' and '-', starting with a letter or digit; choose one with --experiment NAME"
         )
     snapshot_root = _check_snapshot_root(options.snapshot_root, run.container)
-    arguments: list[Any] = job_arguments(argv)
+    arguments: list[Any] = _model_relative_to(snapshot_root, job_arguments(argv))
     dataset_input = _dataset_input_name(run)
     datasets = []
     if dataset_input is not None:
@@ -2028,11 +2028,15 @@ def find_workspace_config(config_path: pathlib.Path | None) -> pathlib.Path:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UsageError(f"{config_path}: not a valid workspace config.json: {error}") from None
     required = ("subscription_id", "resource_group", "workspace_name")
-    missing = [key for key in required if not isinstance(config, dict) or not config.get(key)]
+    missing = [
+        key
+        for key in required
+        if not isinstance(config, dict) or not isinstance(config.get(key), str) or not config[key]
+    ]
     if missing and not (isinstance(config, dict) and config.get("Scope")):
         raise UsageError(
-            f"{config_path} has no {', '.join(missing)}; download the workspace's config.json "
-            "again from its page in the Azure portal"
+            f"{config_path} has no valid {', '.join(missing)}; download the workspace's "
+            "config.json again from its page in the Azure portal"
         )
     return config_path
 
@@ -2087,6 +2091,8 @@ def _check_snapshot_root(folder: pathlib.Path, container: LightningContainer) ->
 def _dataset_input_name(run: Run) -> str | None:
     """Return the container flag that receives --azureml_dataset, checked; None without one."""
     options = run.options
+    if options.azureml_dataset is not None and not options.azureml_dataset.strip():
+        raise UsageError("invalid --azureml_dataset '': give the name of a registered file dataset")
     if options.azureml_dataset is None:
         if options.azureml_dataset_flag is not None:
             raise UsageError(
@@ -2118,12 +2124,37 @@ def _is_path_flag(flag: _Flag) -> bool:
     )
 
 
+def _model_relative_to(snapshot_root: pathlib.Path, arguments: list[str]) -> list[str]:
+    """Rewrite a `--model path/file.py:Class` argument relative to the snapshot root.
+
+    The job runs in the snapshot root on another machine, where a path relative to this
+    process's folder, or an absolute one, would not find the file.
+    """
+    rewritten = []
+    for index, argument in enumerate(arguments):
+        follows_model_flag = index > 0 and arguments[index - 1] == "--model"
+        prefix = "" if follows_model_flag else "--model="
+        if follows_model_flag or argument.startswith(prefix):
+            module_path, separator, class_name = argument.removeprefix(prefix).rpartition(":")
+            if separator and module_path.endswith(".py"):
+                # _check_snapshot_root has made sure that the file lies in the snapshot root.
+                relative = pathlib.Path(module_path).resolve().relative_to(snapshot_root)
+                argument = f"{prefix}{relative.as_posix()}:{class_name}"
+        rewritten.append(argument)
+    return rewritten
+
+
 def _parse_tags(texts: Sequence[str]) -> dict[str, str]:
     tags = {}
     for text in texts:
         key, separator, value = text.partition("=")
         if not separator or not key.strip():
             raise UsageError(f"invalid --tag {text!r}: write it as KEY=VALUE, as in --tag owner=me")
+        if key.strip() in ("container", "command_line"):
+            raise UsageError(
+                f"invalid --tag {text!r}: every job gets the tag {key.strip()!r} from the runner; "
+                "choose another key"
+            )
         tags[key.strip()] = value
     return tags
 

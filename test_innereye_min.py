@@ -13,6 +13,7 @@ import enum
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -1546,7 +1547,17 @@ def test_incomplete_config_json(tmp_path: pathlib.Path) -> None:
     config.write_text('{"subscription_id": "sub"}')
 
     with pytest.raises(
-        innereye_min.UsageError, match=r"config\.json has no resource_group, workspace_name; "
+        innereye_min.UsageError, match=r"config\.json has no valid resource_group, workspace_name; "
+    ):
+        innereye_min.find_workspace_config(config)
+
+
+def test_config_json_with_number_is_invalid(tmp_path: pathlib.Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text('{"subscription_id": 5, "resource_group": "rg", "workspace_name": "ws"}')
+
+    with pytest.raises(
+        innereye_min.UsageError, match=r"config\.json has no valid subscription_id; "
     ):
         innereye_min.find_workspace_config(config)
 
@@ -2351,3 +2362,47 @@ def test_resume_rejects_other_model(tmp_path: pathlib.Path) -> None:
         configure(f"--resume_from={run_folder}", model="test_innereye_min.BoringContainer")
     with pytest.raises(UsageError, match=r"already holds epoch 2; give at least --num_epochs=2"):
         innereye_min.configure_run([f"--resume_from={run_folder}", "--num_epochs=1"])
+
+
+def test_job_model_file_relative_to_snapshot(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshot = tmp_path / "project"
+    (snapshot / "models").mkdir(parents=True)
+    for name in ("innereye_min.py", "example_container.py", "requirements.txt"):
+        (snapshot / name).write_bytes((REPO / name).read_bytes())
+    (snapshot / "models" / "mine.py").write_text(
+        "from example_container import Dummy\nclass Mine(Dummy):\n    pass\n"
+    )
+    monkeypatch.chdir(snapshot / "models")
+    monkeypatch.setattr(innereye_min, "__file__", str(snapshot / "innereye_min.py"))
+
+    exit_code = innereye_min.main(
+        [
+            "--model=mine.py:Mine",
+            "--azureml",
+            "--cluster=gpu",
+            f"--snapshot_root={snapshot}",
+            "--dry_run",
+        ]
+    )
+
+    captured = capsys.readouterr()
+    assert exit_code == 0, captured.err
+    arguments = json.loads(captured.out)["arguments"]
+    assert arguments[0] == "--model=models/mine.py:Mine"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--tag", "container=other"], r"every job gets the tag 'container' from the runner"),
+        (["--experiment="], r"invalid experiment name ''"),
+        (["--azureml_dataset=", "--azureml_dataset_flag=x"], r"invalid --azureml_dataset ''"),
+    ],
+)
+def test_submission_rejects_value(
+    capsys: pytest.CaptureFixture[str], arguments: list[str], message: str
+) -> None:
+    assert innereye_min.main([*submit_arguments(*arguments), "--dry_run"]) == 2
+    assert re.search(message, capsys.readouterr().err)
