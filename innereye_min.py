@@ -1411,7 +1411,11 @@ def create_trainer(container: LightningContainer, module: pl.LightningModule) ->
     # Lightning reports some invalid settings (such as --devices=0,1 on a CPU) as TypeError, and a
     # missing accelerator package (torch_xla for --accelerator=tpu) as ModuleNotFoundError.
     except (MisconfigurationException, ValueError, TypeError, ModuleNotFoundError) as error:
-        raise UsageError(f"invalid Trainer settings: {error}") from None
+        settings = ", ".join(
+            f"--{name}={getattr(module, name)}"
+            for name in ("accelerator", "devices", "num_nodes", "precision")
+        )
+        raise UsageError(f"invalid Trainer settings ({settings}): {error}") from None
     check_world_size(trainer, os.environ)
     return trainer
 
