@@ -309,6 +309,7 @@ class Sample:
     cpu_s: float
     max_rss_mib: float
     stdout: str
+    stderr: str
     clock: dict[str, Any] | None
 
     @property
@@ -325,6 +326,16 @@ class Sample:
     def steps_per_s(self) -> float:
         """Training batches per second, from the first batch's start to the last one's end."""
         return self.clock_value("batches") / self.training_s
+
+    @property
+    def added_import_ms(self) -> float:
+        """Milliseconds that `python -X importtime` reports for innereye_min, cumulative."""
+        for line in self.stderr.splitlines():
+            # The line format: "import time:  self [us] | cumulative | module", nested by indent.
+            fields = line.removeprefix("import time:").split("|")
+            if len(fields) == 3 and fields[2].strip() == "innereye_min":
+                return int(fields[1]) / 1000
+        raise ChildFailedError(f"python -X importtime reported no innereye_min:\n{self.stderr}")
 
     def clock_value(self, key: str) -> float:
         if self.clock is None or self.clock.get(key) is None:
@@ -374,6 +385,7 @@ def run_child(
         cpu_s=usage.ru_utime + usage.ru_stime,
         max_rss_mib=usage.ru_maxrss / 1024,
         stdout=stdout_path.read_text(errors="replace"),
+        stderr=stderr_path.read_text(errors="replace"),
         clock=clock,
     )
 
@@ -420,6 +432,9 @@ def plain_command(settings: Settings, child: str, output_dir: pathlib.Path) -> l
 HELP_COMMAND = [sys.executable, "innereye_min.py", "--model", "example_container.Dummy", "--help"]
 IMPORT_RUNNER = [sys.executable, "-c", "import innereye_min"]
 IMPORT_LIGHTNING = [sys.executable, "-c", "import pytorch_lightning"]
+# With pytorch_lightning imported first, the importtime line of innereye_min counts only what
+# innereye_min adds: param and the module itself.
+IMPORT_ADDED = [sys.executable, "-X", "importtime", "-c", "import pytorch_lightning, innereye_min"]
 LIST_AZUREML_AFTER_IMPORT = [
     sys.executable,
     "-c",
@@ -441,6 +456,7 @@ def run_round(settings: Settings, round_dir: pathlib.Path) -> dict[str, Sample]:
         "bare": (plain_command(settings, "bare", round_dir / "bare"), True),
         "import_runner": (IMPORT_RUNNER, False),
         "import_lightning": (IMPORT_LIGHTNING, False),
+        "import_added": (IMPORT_ADDED, False),
         "help": (HELP_COMMAND, False),
     }
     return {
@@ -537,6 +553,14 @@ COMPARISONS = [
         " s",
         2,
         budget=1.05,
+    ),
+    Comparison(
+        "import time that innereye_min adds after pytorch_lightning (`python -X importtime`)",
+        "import_added",
+        None,
+        lambda s: s.added_import_ms,
+        " ms",
+        1,
     ),
     Comparison(
         "`innereye_min.py --model example_container.Dummy --help`",
