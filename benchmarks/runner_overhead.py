@@ -1,23 +1,30 @@
 """Measure what innereye_min.py costs on top of a plain PyTorch Lightning script.
 
-    python benchmarks/runner_overhead.py            # the full benchmark: about 10 minutes
-    python benchmarks/runner_overhead.py --quick    # one short repetition, to check that it works
+    python benchmarks/runner_overhead.py          # the full benchmark: 12 to 16 minutes on 2 cores
+    python benchmarks/runner_overhead.py --quick  # one round of one epoch, to check that it works
 
-Each measurement runs its commands as fresh processes, alternated within each round (A B A B ...),
-and every ratio is taken within one round, so that load from other work on the machine affects
-both sides alike. The first round only warms the file cache and is not counted. The script prints
-a Markdown table: the median and the range (minimum to maximum) of each side, of the ratios, and
-whether the budget is met.
+Each round runs these commands once, each as a fresh process from the repository root:
 
-The plain side is what a user writes by hand: a LightningModule and a LightningDataModule that
-compute exactly what example_container.Dummy computes, trained with the same Trainer settings
-and without innereye_min or param. The benchmark checks that both sides end with identical
-weights, and exits with 1 when they differ or when any command fails. Missed budgets are
-reported in the table and do not change the exit code.
+- runner: `innereye_min.py --model example_container.Dummy`, for wall time, CPU time and memory.
+- plain: this file as a hand-written Lightning script with a CSV logger and Lightning's default
+  checkpoints. Its LightningModule and LightningDataModule compute exactly what
+  example_container.Dummy computes, without innereye_min or param.
+- runner_timed: the runner with TimedDummy, which is Dummy plus a clock callback that plain has
+  too, for start-up time and training throughput.
+- bare: the plain script's Trainer without logger and checkpoints, for throughput.
+- `import innereye_min`, `import pytorch_lightning`, `python -X importtime` of innereye_min, and
+  the runner's `--help`.
 
-The same file plays three roles. Run with `--child`, it is one side of a measurement. Loaded by
-the runner as `--model benchmarks/runner_overhead.py:TimedDummy`, it supplies Dummy with a clock
-callback. Run without `--child`, it runs the benchmark.
+The two sides of each pair run one after the other, and every ratio is taken within one round,
+so that load from other work on the machine affects both sides alike. The first round only warms
+the file cache and is not counted. Every command runs with OMP_NUM_THREADS=1 (see --threads):
+with torch's default of one thread per core, a tiny model on a busy 2-core machine ran four times
+slower. After the rounds, one more process times the Azure ML logger against a recording run.
+
+The script prints a Markdown table: for each side and for the comparison, the median and the
+range (minimum to maximum), and whether the budget is met. It exits with 1 when a command fails
+or when the runner and the plain script end with different weights, which would mean that they
+do not train the same model on the same data. Missed budgets do not change the exit code.
 """
 
 from __future__ import annotations
@@ -236,57 +243,54 @@ if __name__ != "__main__":
 # ---------------------------------------------------------------------------------------------
 
 
-class RecordingRun:
-    """A stand-in for azureml.core.Run that records each `log` call and does nothing else."""
+def create_recording_run() -> Any:
+    """Create an azureml.core.Run that records each `log` call, without a workspace.
 
-    def __init__(self) -> None:
-        self.logged: list[tuple[str, Any, int | None]] = []
+    AzureMLLogger logs only to a Run instance, so the double is a subclass. Its `log` is one list
+    append, so that the time measured is the logger's own. A unittest.mock autospec double would
+    add the mock's checks of every call.
+    """
+    from azureml.core import Run
 
-    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
-        self.logged.append((name, value, step))
+    class RecordingRun(Run):  # type: ignore[misc]
+        def __init__(self) -> None:
+            # Run.__init__ needs an experiment in a workspace, and logging needs none.
+            self.logged: list[tuple[str, Any, int | None]] = []
 
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        # Any other Run method (flush, log_row, set_tags, ...) is accepted and ignored.
-        def ignore(*args: Any, **kwargs: Any) -> None:
-            return None
+        def log(
+            self, name: str, value: Any, description: str = "", step: int | None = None
+        ) -> None:
+            self.logged.append((name, value, step))
 
-        return ignore
+    return RecordingRun()
 
 
 def measure_azureml_logger(repeats: int) -> dict[str, Any]:
-    """Time `AzureMLLogger.log_metrics` against a RecordingRun, in microseconds per metric.
+    """Time `AzureMLLogger.log_metrics` against a recording run, in microseconds per metric.
 
-    Returns {"status": "absent"} when innereye_min defines no AzureMLLogger, and a "reason" when
-    the logger cannot be built with `AzureMLLogger(run=...)` or records nothing.
+    Returns the reason instead when the run did not record every metric.
     """
     # Run as a script, this file has its own folder on sys.path, not the repository root.
     sys.path.insert(0, str(REPOSITORY))
     import innereye_min
 
-    logger_class = getattr(innereye_min, "AzureMLLogger", None)
-    if logger_class is None:
-        return {"status": "absent", "reason": "innereye_min.py defines no AzureMLLogger"}
-    run = RecordingRun()
-    try:
-        logger = logger_class(run=run)
-    except TypeError as error:
-        return {"status": "failed", "reason": f"AzureMLLogger(run=...) raised {error}"}
-
+    run = create_recording_run()
+    azureml_logger = innereye_min.AzureMLLogger(run)
     metrics = {f"metric_{index}": float(index) for index in range(LOGGER_METRICS_PER_CALL)}
+    expected = LOGGER_CALLS * LOGGER_METRICS_PER_CALL
     microseconds: list[float] = []
+    # The first repetition is a warm-up.
     for repeat in range(repeats + 1):
         run.logged.clear()
         start = time.perf_counter()
         for step in range(LOGGER_CALLS):
-            logger.log_metrics(metrics, step=step)
+            azureml_logger.log_metrics(metrics, step=step)
         elapsed = time.perf_counter() - start
-        expected = LOGGER_CALLS * LOGGER_METRICS_PER_CALL
         if len(run.logged) != expected:
             return {
                 "status": "failed",
                 "reason": f"the run recorded {len(run.logged)} values instead of {expected}",
             }
-        # The first repetition is a warm-up.
         if repeat > 0:
             microseconds.append(elapsed / expected * 1e6)
     return {"status": "measured", "microseconds": microseconds}
