@@ -56,7 +56,7 @@ SCRIPT = pathlib.Path(__file__).resolve()
 # The clock callback writes its timestamps into the JSON file that this variable names.
 CLOCK_FILE_ENV = "RUNNER_OVERHEAD_CLOCK_FILE"
 
-# About 20 s of training for the plain script on the machine that benchmarks/README.md names.
+# About 20 s of training for the plain script on a 2-core x86_64 machine with torch 2.13 (CPU).
 # On another machine, choose --num_epochs so that the "training time" row shows about 20 s.
 DEFAULT_NUM_EPOCHS = 1250
 # example_container.Dummy's own default.
