@@ -3,7 +3,7 @@
     python innereye_min.py --model example_container.Dummy --num_epochs=5
 
 The model learns a fixed linear function of 4 inputs from noisy samples. It trains on a CPU in
-seconds, and after inference `outputs_folder/inference/` holds one predictions file and one
+seconds, and after inference `outputs_folder/inference/` contains one predictions file and one
 metrics file per split.
 """
 

@@ -1299,7 +1299,7 @@ def find_resume_point(path: pathlib.Path) -> Resume:
         )
     if not checkpoint.is_file():
         raise UsageError(
-            f"--resume_from {path}: {checkpoint} not found; give a run folder that holds "
+            f"--resume_from {path}: {checkpoint} not found; give a run folder that contains "
             "checkpoints/last.ckpt, or a checkpoint file"
         )
     if run_folder is not None and not (run_folder / "args.txt").is_file():
@@ -1324,7 +1324,7 @@ def continue_metrics(trainer: pl.Trainer, last_epoch: int) -> None:
     """Keep the metrics of epochs up to `last_epoch` in the CSV file that the run continues.
 
     Lightning's CSV logger empties an existing metrics file when it starts. The rows of the epochs
-    that the checkpoint holds are written back, and the logger then appends below them. Rows of
+    that the checkpoint contains are written back, and the logger then appends below them. Rows of
     later epochs came from the interrupted run and are dropped, since those epochs run again.
     """
     csv_logger = next((item for item in trainer.loggers if isinstance(item, CSVLogger)), None)

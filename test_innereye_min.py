@@ -85,7 +85,7 @@ def metric_epochs(run_folder: pathlib.Path, metric: str) -> list[int]:
 
 
 class BoringLightningModule(BoringModel, OutputParams, TrainerParams):
-    """Lightning's own BoringModel, with the mixins that the contract asks for."""
+    """Lightning's own BoringModel, with the mixins that the contract requires."""
 
     def test_step(self, batch: Any, batch_idx: int) -> Any:
         # BoringModel's test_step logs nothing; a logged loss shows that the test loop ran.
