@@ -20,7 +20,7 @@ Every `param` field of the container and of the module it creates is a command-l
 writes everything into a new folder `outputs/<UTC timestamp>_<container class>/`:
 
     args.txt               the model and every resolved flag, one per line, replayable with @
-    checkpoints/last.ckpt  the state after the last epoch, beside the newest periodic checkpoint
+    checkpoints/last.ckpt  the weights and Trainer state after the last epoch, to resume from
     logs/csv/metrics.csv   every metric that the module logs
     logs/innereye_min.log  this program's own log
     ...                    whatever the module writes into `self.outputs_folder`
@@ -73,7 +73,7 @@ from lightning_fabric.plugins.environments.slurm import SLURMEnvironment
 from lightning_fabric.plugins.environments.torchelastic import TorchElasticEnvironment
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from param.parameterized import ParameterizedMetaclass
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, Checkpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -407,7 +407,7 @@ class LightningContainer(param.Parameterized, metaclass=_ContainerMeta):
         return {}
 
     def get_callbacks(self) -> list[Callback]:
-        """Return extra Lightning callbacks, added after the runner's checkpoint callback."""
+        """Return extra Lightning callbacks, such as a ModelCheckpoint that keeps the best epoch."""
         return []
 
     def inference_splits(self) -> list[ModelExecutionMode]:
@@ -1352,19 +1352,36 @@ def continue_metrics(trainer: pl.Trainer, last_epoch: int) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+class LastCheckpoint(Checkpoint):
+    """Checkpoint callback that saves the training state to one file every `every_n_epochs` epochs.
+
+    A resumed run needs only the newest state. Lightning's ModelCheckpoint with `save_last=True`
+    saves it twice, under the epoch's name and as last.ckpt, which on epochs of milliseconds
+    slows training measurably. Lightning writes the file under a temporary name and then renames
+    it, so a run killed while saving keeps the previous checkpoint.
+    """
+
+    def __init__(self, path: pathlib.Path, every_n_epochs: int) -> None:
+        super().__init__()
+        self.path = path
+        self.every_n_epochs = every_n_epochs
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # As a Checkpoint, Lightning calls this after the module's own on_train_epoch_end and
+        # after validation, so that the saved state includes both.
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+
 def create_trainer(container: LightningContainer, module: pl.LightningModule) -> pl.Trainer:
     """Create the Trainer from the module's TrainerParams and the container's own additions.
 
-    Checkpoints go to `<outputs_folder>/checkpoints`, metrics to `<logs_folder>/metrics.csv`.
+    The checkpoint goes to `<outputs_folder>/checkpoints/last.ckpt`, metrics to
+    `<logs_folder>/csv/metrics.csv`.
     """
     assert isinstance(module, OutputParams) and isinstance(module, TrainerParams)
-    checkpoint = ModelCheckpoint(
-        dirpath=module.outputs_folder / "checkpoints",
-        save_last=True,
-        every_n_epochs=module.checkpoint_every_n_epochs,
-        # Saving at the end of the training epoch keeps checkpoints independent of how often
-        # validation runs.
-        save_on_train_epoch_end=True,
+    checkpoint = LastCheckpoint(
+        module.outputs_folder / "checkpoints" / "last.ckpt", module.checkpoint_every_n_epochs
     )
     arguments: dict[str, Any] = {
         "max_epochs": module.num_epochs,

@@ -211,6 +211,11 @@ class HyperparameterModule(DummyModule):
         self.save_hyperparameters()
 
 
+class BestCheckpointContainer(Dummy):
+    def get_callbacks(self) -> list[pl.Callback]:
+        return [pl.callbacks.ModelCheckpoint(monitor="val_loss", filename="best")]
+
+
 class HyperparameterContainer(Dummy):
     color = param.ClassSelector(class_=Color, default=Color.GREEN, doc="Saved as a hyperparameter.")
 
@@ -931,11 +936,13 @@ def test_killed_run_resumes(tmp_path: pathlib.Path) -> None:
     )
     try:
         deadline = time.monotonic() + 120
-        second_checkpoint = None
-        while second_checkpoint is None and time.monotonic() < deadline:
+        saved_epoch = -1
+        while saved_epoch < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
-            second_checkpoint = next(tmp_path.glob("outputs/*/checkpoints/epoch=1-*.ckpt"), None)
-        assert second_checkpoint is not None, "the run saved no second checkpoint in time"
+            checkpoint = next(tmp_path.glob("outputs/*/checkpoints/last.ckpt"), None)
+            if checkpoint is not None:
+                saved_epoch = torch.load(checkpoint, weights_only=False)["epoch"]
+        assert saved_epoch == 1, "the run saved no checkpoint of its second epoch in time"
         # Half an epoch later, so that the kill falls inside epoch 2, after last.ckpt is saved.
         time.sleep(0.15)
     finally:
@@ -958,6 +965,53 @@ def test_killed_run_resumes(tmp_path: pathlib.Path) -> None:
     assert [row for row in rows_after if row["epoch"] in ("0", "1")] == kept
     assert (run_folder / "inference" / "test_predictions.csv").is_file()
     assert (run_folder / "inference" / "val_metrics.csv").is_file()
+
+
+def test_container_adds_model_checkpoint(tmp_path: pathlib.Path) -> None:
+    result = run_cli(
+        "--model=test_innereye_min.BestCheckpointContainer", "--num_epochs=2", cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    run_folder = only_run_folder(tmp_path / "outputs")
+    assert torch.load(run_folder / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 2
+    best = list(run_folder.glob("**/best.ckpt"))
+    assert len(best) == 1
+    assert "val_loss" in str(torch.load(best[0], weights_only=False)["callbacks"])
+
+
+@pytest.mark.parametrize(("every_n_epochs", "saved_epochs"), [(1, [0, 1, 2]), (2, [1])])
+def test_checkpoint_every_n_epochs(
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    every_n_epochs: int,
+    saved_epochs: list[int],
+) -> None:
+    path = tmp_path / "last.ckpt"
+    trainer = pl.Trainer(
+        max_epochs=3,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        callbacks=[innereye_min.LastCheckpoint(path, every_n_epochs)],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    saves: list[tuple[int, pathlib.Path]] = []
+    save_checkpoint = trainer.save_checkpoint
+
+    def record(filepath: pathlib.Path, weights_only: bool = False) -> None:
+        saves.append((trainer.current_epoch, filepath))
+        save_checkpoint(filepath, weights_only=weights_only)
+
+    monkeypatch.setattr(trainer, "save_checkpoint", record)
+
+    trainer.fit(BoringModel(), datamodule=BoringDataModule())
+
+    assert saves == [(epoch, path) for epoch in saved_epochs]
+    assert torch.load(path, weights_only=False)["epoch"] == saved_epochs[-1]
+    assert [item.name for item in tmp_path.iterdir()] == ["last.ckpt"]
 
 
 def test_resume_to_more_epochs(tmp_path: pathlib.Path) -> None:
