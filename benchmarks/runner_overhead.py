@@ -12,8 +12,11 @@ Each round runs these commands once, each as a fresh process from the repository
 - runner_timed: the runner with TimedDummy, which is Dummy plus a clock callback that plain has
   too, for start-up time and training throughput.
 - bare: the plain script's Trainer without logger and checkpoints, for throughput.
-- `import innereye_min`, `import pytorch_lightning`, `python -X importtime` of innereye_min, and
-  the runner's `--help`.
+- runner_saving_at_end: runner_timed with `--checkpoint_every_n_epochs` set to the number of
+  epochs, so that it saves last.ckpt only at the end. Against bare, it shows what the runner's
+  logger and callbacks cost apart from the saves after each epoch.
+- `import innereye_min`, `import pytorch_lightning`, a module that contains only `import
+  pytorch_lightning`, `python -X importtime` of innereye_min, and the runner's `--help`.
 
 The two sides of each pair run one after the other, and every ratio is taken within one round,
 so that load from other work on the machine affects both sides alike. The first round only warms
@@ -436,6 +439,9 @@ def plain_command(settings: Settings, child: str, output_dir: pathlib.Path) -> l
 HELP_COMMAND = [sys.executable, "innereye_min.py", "--model", "example_container.Dummy", "--help"]
 IMPORT_RUNNER = [sys.executable, "-c", "import innereye_min"]
 IMPORT_LIGHTNING = [sys.executable, "-c", "import pytorch_lightning"]
+# torch takes longer to import from inside a module than from `python -c` (see the README), so
+# this module is the plain counterpart of innereye_min that pays the same.
+LIGHTNING_ONLY_MODULE = "lightning_only"
 # With pytorch_lightning imported first, the importtime line of innereye_min counts only what
 # innereye_min adds: param and the module itself.
 IMPORT_ADDED = [sys.executable, "-X", "importtime", "-c", "import pytorch_lightning, innereye_min"]
@@ -450,6 +456,18 @@ LIST_AZUREML_AFTER_IMPORT = [
 def run_round(settings: Settings, round_dir: pathlib.Path) -> dict[str, Sample]:
     """Run every command once, the two sides of each pair one after the other."""
     timed_model = f"{SCRIPT.relative_to(REPOSITORY)}:TimedDummy"
+    module_dir = round_dir / "module"
+    module_dir.mkdir(parents=True)
+    (module_dir / f"{LIGHTNING_ONLY_MODULE}.py").write_text("import pytorch_lightning\n")
+    import_module = [
+        sys.executable,
+        "-c",
+        f"import sys; sys.path.insert(0, {str(module_dir)!r}); import {LIGHTNING_ONLY_MODULE}",
+    ]
+    saving_at_end = [
+        *runner_command(settings, timed_model, round_dir / "runner_saving_at_end"),
+        f"--checkpoint_every_n_epochs={settings.num_epochs}",
+    ]
     commands = {
         "runner": (
             runner_command(settings, "example_container.Dummy", round_dir / "runner"),
@@ -458,8 +476,10 @@ def run_round(settings: Settings, round_dir: pathlib.Path) -> dict[str, Sample]:
         "plain": (plain_command(settings, "plain", round_dir / "plain"), True),
         "runner_timed": (runner_command(settings, timed_model, round_dir / "runner_timed"), True),
         "bare": (plain_command(settings, "bare", round_dir / "bare"), True),
+        "runner_saving_at_end": (saving_at_end, True),
         "import_runner": (IMPORT_RUNNER, False),
         "import_lightning": (IMPORT_LIGHTNING, False),
+        "import_module": (import_module, False),
         "import_added": (IMPORT_ADDED, False),
         "help": (HELP_COMMAND, False),
     }
@@ -473,7 +493,7 @@ def check_same_weights(samples: dict[str, Sample]) -> None:
     """Fail unless the runner and both plain Trainers ended with bit-identical weights."""
     digests = {
         name: (samples[name].clock or {}).get("weights_sha256")
-        for name in ("runner_timed", "plain", "bare")
+        for name in ("runner_timed", "plain", "bare", "runner_saving_at_end")
     }
     if len(set(digests.values())) != 1:
         raise ChildFailedError(
@@ -547,6 +567,15 @@ COMPARISONS = [
         1,
     ),
     Comparison(
+        "training steps per second, the runner saving last.ckpt only at the end; "
+        "plain: the same Trainer without logger and checkpoints",
+        "runner_saving_at_end",
+        "bare",
+        lambda s: s.steps_per_s,
+        "",
+        1,
+    ),
+    Comparison(
         "peak memory (max RSS)", "runner", "plain", lambda s: s.max_rss_mib, " MiB", 0, budget=1.05
     ),
     Comparison(
@@ -557,6 +586,15 @@ COMPARISONS = [
         " s",
         2,
         budget=1.05,
+    ),
+    Comparison(
+        '`python -c "import innereye_min"`; plain: a module that contains only '
+        "`import pytorch_lightning`",
+        "import_runner",
+        "import_module",
+        lambda s: s.wall_s,
+        " s",
+        2,
     ),
     Comparison(
         "import time that innereye_min adds after pytorch_lightning (`python -X importtime`)",
