@@ -57,6 +57,7 @@ import os
 import pathlib
 import re
 import shlex
+import shutil
 import sys
 import tempfile
 import traceback
@@ -1352,13 +1353,29 @@ def continue_metrics(trainer: pl.Trainer, last_epoch: int) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def save_checkpoint(trainer: pl.Trainer, path: pathlib.Path) -> None:
+    """Save the training state to `path`, replacing an earlier checkpoint there in one step.
+
+    Lightning writes each checkpoint in the system's temporary folder and then moves it, which is
+    a copy when that folder is on another file system. Saving beside `path` and renaming makes
+    the replacement atomic, so a run killed while saving keeps the previous checkpoint.
+    """
+    partial = path.with_name(path.name + ".partial")
+    trainer.save_checkpoint(partial, weights_only=False)
+    if trainer.is_global_zero:
+        # Strategies that shard the state, such as DeepSpeed, save a folder, and a rename cannot
+        # replace a folder that is not empty.
+        if partial.is_dir() and path.is_dir():
+            shutil.rmtree(path)
+        os.replace(partial, path)
+
+
 class LastCheckpoint(Checkpoint):
     """Checkpoint callback that saves the training state to one file every `every_n_epochs` epochs.
 
     A resumed run needs only the newest state. Lightning's ModelCheckpoint with `save_last=True`
     saves it twice, under the epoch's name and as last.ckpt, which on epochs of milliseconds
-    slows training measurably. Lightning writes the file under a temporary name and then renames
-    it, so a run killed while saving keeps the previous checkpoint.
+    slows training measurably.
     """
 
     def __init__(self, path: pathlib.Path, every_n_epochs: int) -> None:
@@ -1370,7 +1387,7 @@ class LastCheckpoint(Checkpoint):
         # As a Checkpoint, Lightning calls this after the module's own on_train_epoch_end and
         # after validation, so that the saved state includes both.
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            trainer.save_checkpoint(self.path, weights_only=False)
+            save_checkpoint(trainer, self.path)
 
 
 def create_trainer(container: LightningContainer, module: pl.LightningModule) -> pl.Trainer:
@@ -2557,7 +2574,7 @@ def train(run: Run, trainer: pl.Trainer, run_folder: pathlib.Path) -> None:
         os.environ.pop(RUN_FOLDER_ENV, None)
 
     # The periodic checkpoint may be older than the last epoch; every rank takes part in saving.
-    trainer.save_checkpoint(run_folder / "checkpoints" / "last.ckpt", weights_only=False)
+    save_checkpoint(trainer, run_folder / "checkpoints" / "last.ckpt")
     if run.resume is not None and run.resume.run_folder is not None and trainer.global_rank == 0:
         # Only now, so that a failed resume leaves the run folder's configuration as it was.
         (run_folder / "args.txt").write_text("\n".join(resolved_arguments(run)) + "\n")

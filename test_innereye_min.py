@@ -30,6 +30,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.demos.boring_classes import BoringDataModule, BoringModel
+from pytorch_lightning.plugins import TorchCheckpointIO
 
 import innereye_min
 from example_container import Dummy, DummyModule
@@ -980,6 +981,24 @@ def test_container_adds_model_checkpoint(tmp_path: pathlib.Path) -> None:
     assert "val_loss" in str(torch.load(best[0], weights_only=False)["callbacks"])
 
 
+def fit_boring_model(
+    tmp_path: pathlib.Path, callback: pl.Callback, plugins: list[Any] | None = None
+) -> None:
+    """Train Lightning's BoringModel for 3 short epochs with `callback`, without a logger."""
+    trainer = pl.Trainer(
+        max_epochs=3,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        callbacks=[callback],
+        plugins=plugins,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(BoringModel(), datamodule=BoringDataModule())
+
+
 @pytest.mark.parametrize(("every_n_epochs", "saved_epochs"), [(1, [0, 1, 2]), (2, [1])])
 def test_checkpoint_every_n_epochs(
     tmp_path: pathlib.Path,
@@ -988,29 +1007,66 @@ def test_checkpoint_every_n_epochs(
     saved_epochs: list[int],
 ) -> None:
     path = tmp_path / "last.ckpt"
-    trainer = pl.Trainer(
-        max_epochs=3,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        callbacks=[innereye_min.LastCheckpoint(path, every_n_epochs)],
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
     saves: list[tuple[int, pathlib.Path]] = []
-    save_checkpoint = trainer.save_checkpoint
+    save_checkpoint = innereye_min.save_checkpoint
 
-    def record(filepath: pathlib.Path, weights_only: bool = False) -> None:
+    def record(trainer: pl.Trainer, filepath: pathlib.Path) -> None:
         saves.append((trainer.current_epoch, filepath))
-        save_checkpoint(filepath, weights_only=weights_only)
+        save_checkpoint(trainer, filepath)
 
-    monkeypatch.setattr(trainer, "save_checkpoint", record)
+    monkeypatch.setattr(innereye_min, "save_checkpoint", record)
 
-    trainer.fit(BoringModel(), datamodule=BoringDataModule())
+    fit_boring_model(tmp_path, innereye_min.LastCheckpoint(path, every_n_epochs))
 
     assert saves == [(epoch, path) for epoch in saved_epochs]
     assert torch.load(path, weights_only=False)["epoch"] == saved_epochs[-1]
+    assert [item.name for item in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+class FailingCheckpointIO(TorchCheckpointIO):
+    """Checkpoint IO whose second save writes half a file and then fails, like a killed run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saves = 0
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        self.saves += 1
+        if self.saves == 1:
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        pathlib.Path(path).write_bytes(b"PK half a checkpoint")
+        raise OSError("disk full")
+
+
+def test_failed_save_keeps_previous_checkpoint(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "last.ckpt"
+
+    with pytest.raises(OSError, match="disk full"):
+        fit_boring_model(tmp_path, innereye_min.LastCheckpoint(path, 1), [FailingCheckpointIO()])
+
+    assert torch.load(path, weights_only=False)["epoch"] == 0
+
+
+class FolderCheckpointIO(TorchCheckpointIO):
+    """Checkpoint IO that saves a folder, as strategies that shard the state do."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        folder = pathlib.Path(path)
+        folder.mkdir()
+        torch.save(checkpoint, folder / "state.pt")
+
+
+def test_folder_checkpoint_is_replaced(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "last.ckpt"
+
+    fit_boring_model(tmp_path, innereye_min.LastCheckpoint(path, 1), [FolderCheckpointIO()])
+
+    assert torch.load(path / "state.pt", weights_only=False)["epoch"] == 2
     assert [item.name for item in tmp_path.iterdir()] == ["last.ckpt"]
 
 
