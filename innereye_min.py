@@ -62,6 +62,7 @@ import sys
 import tempfile
 import traceback
 import typing
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -175,7 +176,7 @@ class TrainerParams(param.Parameterized):
     checkpoint_every_n_epochs = param.Integer(
         default=1,
         bounds=(1, None),
-        doc="Save a checkpoint, and refresh checkpoints/last.ckpt, after every this many epochs.",
+        doc="Save checkpoints/last.ckpt after every this many epochs, and at the end.",
     )
 
 
@@ -1339,7 +1340,10 @@ def continue_metrics(trainer: pl.Trainer, last_epoch: int) -> None:
         columns = list(reader.fieldnames or [])
         rows = [row for row in reader if row.get("epoch") and int(row["epoch"]) <= last_epoch]
 
-    writer = csv_logger.experiment
+    # Lightning warns here that it deletes the old metrics file, which the rows above replace.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Experiment logs directory .* exists")
+        writer = csv_logger.experiment
     with open(metrics_file, "w", newline="") as file:
         csv_writer = csv.DictWriter(file, fieldnames=columns)
         csv_writer.writeheader()
@@ -1385,8 +1389,10 @@ class LastCheckpoint(Checkpoint):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # As a Checkpoint, Lightning calls this after the module's own on_train_epoch_end and
-        # after validation, so that the saved state includes both.
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+        # after validation, so that the saved state includes both. The last epoch is left to
+        # `train`, which saves once more after fit() returns.
+        is_last_epoch = trainer.current_epoch + 1 == trainer.max_epochs
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not is_last_epoch:
             save_checkpoint(trainer, self.path)
 
 
@@ -2573,7 +2579,8 @@ def train(run: Run, trainer: pl.Trainer, run_folder: pathlib.Path) -> None:
     finally:
         os.environ.pop(RUN_FOLDER_ENV, None)
 
-    # The periodic checkpoint may be older than the last epoch; every rank takes part in saving.
+    # This save records the state after fit() finished, which the callback leaves out. Every rank
+    # takes part in saving.
     save_checkpoint(trainer, run_folder / "checkpoints" / "last.ckpt")
     if run.resume is not None and run.resume.run_folder is not None and trainer.global_rank == 0:
         # Only now, so that a failed resume leaves the run folder's configuration as it was.
