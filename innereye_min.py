@@ -176,7 +176,7 @@ class TrainerParams(param.Parameterized):
     checkpoint_every_n_epochs = param.Integer(
         default=1,
         bounds=(1, None),
-        doc="Save checkpoints/last.ckpt after every this many epochs, and at the end.",
+        doc="Epochs between two saves of checkpoints/last.ckpt. The final state is saved too.",
     )
 
 

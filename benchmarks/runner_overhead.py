@@ -669,7 +669,7 @@ def build_row(comparison: Comparison, samples: dict[str, list[Sample]]) -> str:
         budget, shortfall = f"≥ {comparison.budget}", comparison.budget - median
     else:
         budget, shortfall = f"≤ {comparison.budget}{unit}", median - comparison.budget
-    verdict = "met" if shortfall <= 0 else f"missed by {shortfall:.3f}{unit}"
+    verdict = "met" if shortfall <= 0 else f"missed by {shortfall:.{digits}f}{unit}"
     return "| " + " | ".join([*cells, budget, verdict]) + " |"
 
 
