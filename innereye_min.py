@@ -1391,8 +1391,8 @@ class LastCheckpoint(Checkpoint):
         # As a Checkpoint, Lightning calls this after the module's own on_train_epoch_end and
         # after validation, so that the saved state includes both. The last epoch is left to
         # `train`, which saves once more after fit() returns.
-        is_last_epoch = trainer.current_epoch + 1 == trainer.max_epochs
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not is_last_epoch:
+        epochs_done = trainer.current_epoch + 1
+        if epochs_done % self.every_n_epochs == 0 and epochs_done != trainer.max_epochs:
             save_checkpoint(trainer, self.path)
 
 
